@@ -1,0 +1,1 @@
+"""Bundled MJCF scenes, shipped inside the package as ``hybridsim.assets``."""

@@ -1,0 +1,62 @@
+"""hybridsim: batched physics-plus-neural hybrid simulation for robot learning.
+
+The physics core::
+
+    import hybridsim as hs
+    model = hs.make_model("arm2", batch_size=64, backend="auto", substeps=4)
+    state = hs.init(model)
+    traj = hs.rollout(model, state, ctrl)   # ctrl (B, T, nu)
+"""
+
+from hybridsim._src.errors import (
+    BackendError,
+    DataFileError,
+    HybridsimError,
+    SceneError,
+    ShapeError,
+)
+from hybridsim._src.io import load_trajectory, save_trajectory
+from hybridsim._src.jax_cache import enable_compilation_cache
+from hybridsim._src.params import PER_WORLD_FIELDS, WorldParams, world_params
+from hybridsim._src.scene import Scene, bundled_scenes, load_scene
+from hybridsim._src.sim import (
+    BACKENDS,
+    SimModel,
+    init,
+    make_model,
+    reset_worlds,
+    resolve_backend,
+    rollout,
+    step,
+)
+from hybridsim._src.types import SimState, Status, Trajectory
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BACKENDS",
+    "PER_WORLD_FIELDS",
+    "BackendError",
+    "DataFileError",
+    "HybridsimError",
+    "Scene",
+    "SceneError",
+    "ShapeError",
+    "SimModel",
+    "SimState",
+    "Status",
+    "Trajectory",
+    "WorldParams",
+    "bundled_scenes",
+    "enable_compilation_cache",
+    "init",
+    "load_scene",
+    "load_trajectory",
+    "make_model",
+    "reset_worlds",
+    "resolve_backend",
+    "rollout",
+    "save_trajectory",
+    "step",
+    "world_params",
+]

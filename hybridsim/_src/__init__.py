@@ -1,0 +1,1 @@
+"""Private implementation of hybridsim. Import from the public modules instead."""

@@ -1,0 +1,1 @@
+"""Physics backends behind one interface: ``c`` (MuJoCo C), ``mjx`` (MJX-JAX), ``warp``."""

@@ -1,0 +1,1 @@
+"""The ``hybridsim`` command line."""

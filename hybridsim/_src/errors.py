@@ -1,0 +1,23 @@
+"""The errors hybridsim raises for user mistakes. Each names the thing and what was expected."""
+
+from __future__ import annotations
+
+
+class HybridsimError(Exception):
+    """Base class of every error hybridsim raises on purpose."""
+
+
+class SceneError(HybridsimError, ValueError):
+    """A scene could not be found, parsed or compiled."""
+
+
+class ShapeError(HybridsimError, ValueError):
+    """An array has the wrong shape or dtype."""
+
+
+class BackendError(HybridsimError, RuntimeError):
+    """A backend cannot do what was asked (e.g. gradients on ``c``) or is unavailable."""
+
+
+class DataFileError(HybridsimError, ValueError):
+    """A data file (controls, trajectories) is missing, corrupt or malformed."""
