@@ -108,6 +108,11 @@ def test_gradients_on_c_and_warp_are_refused():
     state = hs.init(model)
     with pytest.raises(hs.BackendError, match="cannot be traced"):
         jax.grad(lambda u: jnp.sum(hs.rollout(model, state, u).qpos))(jnp.zeros((1, 3, 2)))
+    mjx_model = hs.make_model("pusher", 1, backend="mjx")
+    with pytest.raises(hs.BackendError, match="differentiable=True"):
+        jax.grad(lambda u: jnp.sum(hs.rollout(mjx_model, hs.init(mjx_model), u).qpos))(
+            jnp.zeros((1, 3, 2))
+        )
     with pytest.raises(hs.BackendError, match="unknown backend"):
         hs.make_model("arm2", 1, backend="physx")
 
@@ -135,11 +140,12 @@ def test_gradient_through_contact_steps_is_finite():
     assert float(jnp.abs(g).max()) > 0
 
 
-def test_gradient_matches_finite_difference_on_smooth_scene(arm2_mjx):
-    state = hs.init(arm2_mjx)
+def test_gradient_matches_finite_difference_on_smooth_scene():
+    model = hs.make_model("arm2", 4, backend="mjx", substeps=2, differentiable=True)
+    state = hs.init(model)
 
     def loss(u):
-        return jnp.sum(hs.rollout(arm2_mjx, state, u).qpos[:, -1, 0])
+        return jnp.sum(hs.rollout(model, state, u).qpos[:, -1, 0])
 
     u = jnp.full((4, 10, 2), 0.3, jnp.float32)
     g = np.asarray(jax.grad(loss)(u))

@@ -9,6 +9,7 @@ Pure functions over frozen pytrees, with explicit dispatch on ``SimModel.backend
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any
 
@@ -49,15 +50,13 @@ class SimModel:
     """``jax.sharding.NamedSharding`` splitting the batch over devices, or ``None``."""
     c_runtime: Any = static_field(default=None)
     """``CRuntime`` (per-world MjModels, MjData) for ``c``; ``None`` otherwise."""
+    differentiable: bool = static_field(default=False)
+    """Built for gradients: ``mjx`` with the constraint solver at one fixed iteration."""
 
     @property
     def control_dt(self) -> float:
         """Seconds per control step: ``substeps * timestep``."""
         return self.substeps * self.scene.timestep
-
-    @property
-    def differentiable(self) -> bool:
-        return DIFFERENTIABLE[self.backend]
 
 
 def _has_cuda() -> bool:
@@ -117,7 +116,10 @@ def make_model(
       backend: ``"auto"``, ``"c"``, ``"mjx"`` or ``"warp"``.
       substeps: physics steps per control step (``control_dt = substeps * timestep``).
       params: per-world parameters (``world_params(...)`` or a dict of fields).
-      differentiable: ask for gradients; ``auto`` then picks ``mjx``.
+      differentiable: ask for gradients; ``auto`` then picks ``mjx``. MJX's constraint
+        solver can be differentiated only with a fixed count of one iteration (it uses a
+        ``while_loop`` otherwise), so a differentiable model sets ``opt.iterations = 1``
+        (line searches stay as the scene sets them).
       max_qvel: speed (rad/s or m/s) above which a world counts as diverged.
       shard: split the batch over all JAX devices (``None``: when there are several and
         B divides evenly; ignored by ``c``).
@@ -150,8 +152,12 @@ def make_model(
     from hybridsim._src.backends import mjx as mjx_backend
 
     impl = "jax" if name == "mjx" else "warp"
+    mj_model = scene.mj_model
+    if differentiable:
+        mj_model = copy.copy(mj_model)
+        mj_model.opt.iterations = 1
     try:
-        device_model = mjx_backend.put_model(scene.mj_model, impl)
+        device_model = mjx_backend.put_model(mj_model, impl)
     except NotImplementedError as e:
         raise BackendError(
             f"scene {scene.name!r} is not supported by backend {name!r}: {e}"
@@ -161,6 +167,8 @@ def make_model(
     jfields = {k: jnp.asarray(v, dtype) for k, v in fields.items()}
     if sharding is not None:
         jfields = jax.device_put(jfields, sharding)
+        replicated = jax.sharding.NamedSharding(sharding.mesh, jax.sharding.PartitionSpec())
+        device_model = jax.device_put(device_model, replicated)
     return SimModel(
         device_model=device_model,
         params=jfields,
@@ -170,6 +178,7 @@ def make_model(
         batch_size=batch_size,
         max_qvel=float(max_qvel),
         sharding=sharding,
+        differentiable=bool(differentiable),
     )
 
 
@@ -284,8 +293,11 @@ def rollout(model: SimModel, state: SimState, ctrl: Any) -> Trajectory:
     else:
         from hybridsim._src.backends import mjx as mjx_backend
 
-        if model.backend == "warp" and _is_traced((state, ctrl)) and _under_grad(ctrl):
-            raise BackendError("backend 'warp' is not differentiable; use backend='mjx'")
+        if _under_grad((state, ctrl)) and not model.differentiable:
+            raise BackendError(
+                f"this {model.backend!r} model was not built for gradients; use "
+                "make_model(..., backend='mjx', differentiable=True)"
+            )
         ctrl = _put(model, ctrl)
         out = mjx_backend.rollout(
             model.device_model,
