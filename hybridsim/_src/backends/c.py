@@ -86,11 +86,14 @@ def rollout(
     ctrl: np.ndarray,
     substeps: int,
     max_qvel: float,
+    qfrc: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """Rolls B worlds over T control steps; returns arrays with a (B, T+1, ...) time axis.
 
-    Worlds whose status is non-zero are not advanced; a world that meets a non-finite
-    control or diverges is flagged and holds its last good state.
+    ``qfrc (B, T, nv)``, when given, is written into ``qfrc_applied`` (N or N m) for every
+    physics substep of its control step. Worlds whose status is non-zero are not advanced;
+    a world that meets a non-finite control or diverges is flagged and holds its last good
+    state.
     """
     bsz, horizon, _ = ctrl.shape
     status = status.astype(np.int32).copy()
@@ -100,6 +103,10 @@ def rollout(
     safe_ctrl = np.where(np.isfinite(ctrl), ctrl, 0.0)
     x0 = rt.pack(qpos, qvel, act, time)
     nstep = horizon * substeps
+    spec = mujoco.mjtState.mjSTATE_CTRL
+    if qfrc is not None:
+        safe_ctrl = np.concatenate([safe_ctrl, np.nan_to_num(qfrc)], axis=2)
+        spec = spec | mujoco.mjtState.mjSTATE_QFRC_APPLIED
     u = np.repeat(safe_ctrl, substeps, axis=1) if substeps > 1 else safe_ctrl
     ns = rt.mj_model.nsensordata
     states = np.empty((bsz, nstep, rt.nstate))
@@ -114,6 +121,7 @@ def rollout(
             rt.datas,
             x0[lo:hi],
             u[lo:hi],
+            control_spec=int(spec),
             nstep=nstep,
             state=states[lo:hi],
             sensordata=sens[lo:hi],

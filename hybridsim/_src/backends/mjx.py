@@ -45,13 +45,22 @@ def _world_rollout(
     time: jax.Array,
     status: jax.Array,
     ctrl: jax.Array,
+    aux: Any,
+    hook_carry: Any,
     *,
     mj_model: mujoco.MjModel,
     impl: str,
     substeps: int,
     max_qvel: float,
+    hook: Any,
 ):
-    """One world over T control steps. ctrl (T, nu); returns per-step outputs."""
+    """One world over T control steps. ctrl (T, nu); returns per-step outputs.
+
+    ``hook`` (static, optional) adds work around the physics of each control step:
+    ``hook.before(aux, carry, d) -> (d, carry)`` may write e.g. ``qfrc_applied``;
+    ``hook.after(aux, carry, d_before, d_after) -> (d_after, carry)`` may correct the
+    state. ``aux`` holds its traced parameters, ``hook_carry`` its per-world memory.
+    """
     mx = _with_fields(mx, fields)
     d = mjx.make_data(mj_model if impl == "warp" else mx, impl=impl)
     d = d.replace(
@@ -66,10 +75,15 @@ def _world_rollout(
         return mjx.step(mx, d), None
 
     def control_step(carry, u):
-        d, status, sens = carry
+        d, status, sens, hc = carry
         u_ok = jnp.all(jnp.isfinite(u))
         u = jnp.where(jnp.isfinite(u), u, 0.0).astype(d.ctrl.dtype)
-        nd, _ = jax.lax.scan(substep, d.replace(ctrl=u), None, length=substeps)
+        d_in, new_hc = d.replace(ctrl=u), hc
+        if hook is not None:
+            d_in, new_hc = hook.before(aux, hc, d_in)
+        nd, _ = jax.lax.scan(substep, d_in, None, length=substeps)
+        if hook is not None:
+            nd, new_hc = hook.after(aux, new_hc, d_in, nd)
         healthy = (
             jnp.all(jnp.isfinite(nd.qpos))
             & jnp.all(jnp.isfinite(nd.qvel))
@@ -87,14 +101,16 @@ def _world_rollout(
             time=jnp.where(keep, d.time, nd.time),
         )
         sens = jnp.where(keep, sens, nd.sensordata)
-        return (nd, status, sens), (nd.qpos, nd.qvel, nd.act, nd.time, sens)
+        hc = jax.tree.map(lambda old, new: jnp.where(keep, old, new), hc, new_hc)
+        return (nd, status, sens, hc), (nd.qpos, nd.qvel, nd.act, nd.time, sens)
 
-    (_, status, _), ys = jax.lax.scan(control_step, (d, status.astype(jnp.int32), sens0), ctrl)
-    return ys, status
+    init = (d, status.astype(jnp.int32), sens0, hook_carry)
+    (_, status, _, hook_carry), ys = jax.lax.scan(control_step, init, ctrl)
+    return ys, status, hook_carry
 
 
 @functools.partial(
-    jax.jit, static_argnames=("mj_model_key", "impl", "substeps", "max_qvel", "field_names")
+    jax.jit, static_argnames=("mj_model_key", "impl", "substeps", "max_qvel", "hook")
 )
 def _batched(
     mx,
@@ -105,30 +121,52 @@ def _batched(
     time,
     status,
     ctrl,
+    aux,
+    hook_carry,
     *,
     mj_model_key,
     impl,
     substeps,
     max_qvel,
-    field_names,
+    hook,
 ):
-    del field_names  # only part of the cache key
     fn = functools.partial(
         _world_rollout,
         mj_model=mj_model_key.mj_model,
         impl=impl,
         substeps=substeps,
         max_qvel=max_qvel,
+        hook=hook,
     )
     field_axes = {k: 0 for k in fields}
-    return jax.vmap(fn, in_axes=(None, field_axes, 0, 0, 0, 0, 0, 0))(
-        mx, fields, qpos, qvel, act, time, status, ctrl
+    return jax.vmap(fn, in_axes=(None, field_axes, 0, 0, 0, 0, 0, 0, None, 0))(
+        mx, fields, qpos, qvel, act, time, status, ctrl, aux, hook_carry
     )
 
 
-def rollout(mx, fields, qpos, qvel, act, time, status, ctrl, *, scene, impl, substeps, max_qvel):
-    """Batched rollout; ctrl (B, T, nu). Returns dict of (B, T+1, ...) arrays."""
-    ys, status = _batched(
+def rollout(
+    mx,
+    fields,
+    qpos,
+    qvel,
+    act,
+    time,
+    status,
+    ctrl,
+    *,
+    scene,
+    impl,
+    substeps,
+    max_qvel,
+    hook=None,
+    aux=None,
+    hook_carry=None,
+):
+    """Batched rollout; ctrl (B, T, nu). Returns a dict of (B, T+1, ...) arrays.
+
+    With a ``hook`` the dict's ``hook_carry`` is the hook's per-world memory at the end.
+    """
+    ys, status, hook_carry = _batched(
         mx,
         fields,
         qpos,
@@ -137,11 +175,13 @@ def rollout(mx, fields, qpos, qvel, act, time, status, ctrl, *, scene, impl, sub
         time,
         status,
         ctrl,
+        aux,
+        hook_carry,
         mj_model_key=scene,
         impl=impl,
         substeps=substeps,
         max_qvel=float(max_qvel),
-        field_names=tuple(sorted(fields)),
+        hook=hook,
     )
     q, v, a, t, s = ys
 
@@ -155,4 +195,5 @@ def rollout(mx, fields, qpos, qvel, act, time, status, ctrl, *, scene, impl, sub
         "time": with_start(time, t),
         "sensordata": s,
         "status": status,
+        "hook_carry": hook_carry,
     }
