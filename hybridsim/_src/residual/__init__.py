@@ -1,0 +1,1 @@
+"""Learned residual dynamics on top of physics (private; see ``hybridsim.residual``)."""

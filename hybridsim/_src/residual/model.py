@@ -1,0 +1,401 @@
+"""The residual model and the hybrid simulator built on the physics core.
+
+Three kinds, one interface:
+
+- ``force``: a generalized force ``tau_res (nv,)`` (N or N m) written into
+  ``qfrc_applied`` for every physics substep of a control step; contacts and constraints
+  stay with the physics.
+- ``state``: a correction after the physics step, in velocity space: ``dq (nv,)`` is
+  integrated into qpos (quaternions stay unit) and ``dv (nv,)`` is added to qvel.
+- ``neural``: no physics; the same network predicts ``dq, dv`` from the current state.
+
+Features: current ``qpos, qvel`` and control ``u``, plus the last ``history`` steps of
+``(qpos, qvel, u)``, most recent first (long context for latency and backlash).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from hybridsim._src.dataclasses import pytree_dataclass, static_field
+from hybridsim._src.errors import BackendError, ShapeError
+from hybridsim._src.residual.kinematics import integrate_pos, joint_layout
+from hybridsim._src.residual.net import EnsembleMLP
+from hybridsim._src.scene import Scene
+
+KINDS = ("force", "state", "neural")
+
+
+@dataclasses.dataclass(frozen=True)
+class ResidualConfig:
+    """Architecture of a residual model."""
+
+    kind: str = "force"
+    """``"force"`` (default), ``"state"`` or ``"neural"`` (the pure-learned baseline)."""
+    history: int = 4
+    """Past control steps of (qpos, qvel, ctrl) in the features."""
+    hidden: tuple[int, ...] = (256, 256)
+    """Hidden layer widths of the MLP."""
+    ensemble: int = 1
+    """Ensemble members E; their spread is the uncertainty signal."""
+    seed: int = 0
+    """Seed of the weight initialisation."""
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ShapeError(f"residual kind must be one of {KINDS}, got {self.kind!r}")
+        if self.history < 0 or self.ensemble < 1:
+            raise ShapeError("history must be >= 0 and ensemble >= 1")
+
+
+@dataclasses.dataclass(frozen=True)
+class Dims:
+    """Sizes and joint layout of the scene the residual is for (static)."""
+
+    nq: int
+    nv: int
+    nu: int
+    history: int
+    control_dt: float
+    layout: tuple[tuple[int, int, int], ...]
+
+    @property
+    def step_dim(self) -> int:
+        return self.nq + self.nv + self.nu
+
+    @property
+    def feature_dim(self) -> int:
+        return self.step_dim * (1 + self.history)
+
+
+@pytree_dataclass
+class Residual:
+    """A residual model: network weights, normalisation and its static description."""
+
+    params: Any
+    """``nnx.State`` of the EnsembleMLP (weights carry a leading ensemble axis E)."""
+    feature_mean: jax.Array
+    """(F,) mean of the features."""
+    feature_std: jax.Array
+    """(F,) standard deviation of the features (floored)."""
+    output_scale: jax.Array
+    """(O,) scale of each output (N or N m for force; m, rad, m/s, rad/s for state)."""
+    graphdef: Any = static_field()
+    config: ResidualConfig = static_field()
+    dims: Dims = static_field()
+
+    @property
+    def output_dim(self) -> int:
+        return self.dims.nv if self.config.kind == "force" else 2 * self.dims.nv
+
+
+def init_residual(scene: Scene, config: ResidualConfig, control_dt: float) -> Residual:
+    """A fresh residual whose output is exactly zero (hybrid equals physics)."""
+    m = scene.mj_model
+    dims = Dims(
+        nq=int(m.nq),
+        nv=int(m.nv),
+        nu=int(m.nu),
+        history=config.history,
+        control_dt=float(control_dt),
+        layout=tuple(joint_layout(m)),
+    )
+    out_dim = dims.nv if config.kind == "force" else 2 * dims.nv
+    net = EnsembleMLP(
+        dims.feature_dim, out_dim, config.hidden, config.ensemble, nnx.Rngs(params=config.seed)
+    )
+    graphdef, params = nnx.split(net)
+    return Residual(
+        params=params,
+        feature_mean=jnp.zeros(dims.feature_dim),
+        feature_std=jnp.ones(dims.feature_dim),
+        output_scale=jnp.ones(out_dim),
+        graphdef=graphdef,
+        config=config,
+        dims=dims,
+    )
+
+
+def features(qpos, qvel, ctrl, history):
+    """(..., F) features; history (..., H, nq+nv+nu), most recent first."""
+    parts = [qpos, qvel, ctrl, history.reshape(*history.shape[:-2], -1)]
+    return jnp.concatenate(parts, axis=-1)
+
+
+def push_history(history, qpos, qvel, ctrl):
+    """Drops the oldest step of ``history (..., H, D)`` and puts (qpos, qvel, ctrl) first."""
+    if history.shape[-2] == 0:
+        return history
+    step = jnp.concatenate([qpos, qvel, ctrl], axis=-1)[..., None, :]
+    return jnp.concatenate([step, history[..., :-1, :]], axis=-2)
+
+
+def initial_history(res: Residual, qpos, qvel):
+    """History for a world just starting: its current state repeated, zero controls."""
+    d = res.dims
+    step = jnp.concatenate([qpos, qvel, jnp.zeros((*qpos.shape[:-1], d.nu), qpos.dtype)], -1)
+    return jnp.broadcast_to(step[..., None, :], (*qpos.shape[:-1], d.history, d.step_dim))
+
+
+def apply(res: Residual, x):
+    """Ensemble outputs (E, ..., O) for features x (..., F)."""
+    net = nnx.merge(res.graphdef, res.params)
+    z = (x - res.feature_mean) / res.feature_std
+    return net(z) * res.output_scale
+
+
+def correct_state(res: Residual, qpos, qvel, out):
+    """Applies a state correction ``out = [dq, dv] (..., 2 nv)``."""
+    nv = res.dims.nv
+    return integrate_pos(jnp, res.dims.layout, qpos, out[..., :nv]), qvel + out[..., nv:]
+
+
+@dataclasses.dataclass(frozen=True)
+class _Hook:
+    """Runs the residual around the physics of each control step (static, hashable)."""
+
+    kind: str
+
+    def before(self, res, carry, d):
+        hist, unc, n = carry
+        out_e = apply(res, features(d.qpos, d.qvel, d.ctrl, hist))  # (E, O)
+        out = jnp.mean(out_e, axis=0)
+        unc = unc + jnp.sqrt(jnp.sum(jnp.var(out_e, axis=0)))
+        if self.kind == "force":
+            d = d.replace(qfrc_applied=out.astype(d.qfrc_applied.dtype))
+        hist = push_history(hist, d.qpos, d.qvel, d.ctrl)
+        return d, (hist, unc, n + 1, out)
+
+    def after(self, res, carry, d_before, d_after):
+        hist, unc, n, out = carry
+        if self.kind == "state":
+            q, v = correct_state(res, d_after.qpos, d_after.qvel, out)
+            d_after = d_after.replace(
+                qpos=q.astype(d_after.qpos.dtype), qvel=v.astype(d_after.qvel.dtype)
+            )
+        return d_after, (hist, unc, n)
+
+
+class HybridResult:
+    """Trajectory plus per-world ensemble disagreement and the final history."""
+
+    def __init__(self, traj, uncertainty, history):
+        self.traj = traj
+        self.uncertainty = uncertainty
+        """(B,) mean over control steps of the ensemble spread of the residual output."""
+        self.history = history
+        """(B, H, nq+nv+nu) history at the end (continue a rollout from here)."""
+
+
+def hybrid_rollout(model, res: Residual, state, ctrl, history=None) -> HybridResult:
+    """Rolls out physics plus residual; ``ctrl (B, T, nu)``.
+
+    On ``mjx`` this is one jitted program and differentiable in the residual's
+    parameters, the controls and the state. On ``c`` and ``warp`` the residual runs as
+    batched inference between physics calls, without gradients.
+    """
+    from hybridsim._src import sim
+
+    if res.config.kind == "neural":
+        return neural_rollout(res, state, ctrl, history)
+    _check_dims(model, res)
+    ctrl = sim._check_ctrl(model, ctrl, with_time=True)
+    bsz = model.batch_size
+    qpos, qvel = jnp.asarray(state.qpos), jnp.asarray(state.qvel)
+    if history is None:
+        history = initial_history(res, qpos, qvel)
+    if model.backend in ("mjx", "warp"):
+        from hybridsim._src.backends import mjx as mjx_backend
+
+        if sim._under_grad((state, ctrl, res)) and not model.differentiable:
+            raise BackendError(
+                "this model was not built for gradients; use make_model(..., backend='mjx', "
+                "differentiable=True)"
+            )
+        ctrl = sim._put(model, ctrl)
+        carry = (
+            jnp.asarray(history, ctrl.dtype),
+            jnp.zeros(bsz, ctrl.dtype),
+            jnp.zeros(bsz, jnp.int32),
+        )
+        out = mjx_backend.rollout(
+            model.device_model,
+            model.params,
+            state.qpos,
+            state.qvel,
+            state.act,
+            state.time,
+            state.status,
+            ctrl,
+            scene=model.scene,
+            impl="jax" if model.backend == "mjx" else "warp",
+            substeps=model.substeps,
+            max_qvel=model.max_qvel,
+            hook=_Hook(res.config.kind),
+            aux=res,
+            hook_carry=carry,
+        )
+        hist, unc, n = out["hook_carry"]
+        return HybridResult(_trajectory(model, out, ctrl), unc / jnp.maximum(n, 1), hist)
+    return _hybrid_rollout_c(
+        model, res, state, np.asarray(ctrl, np.float64), np.asarray(history, np.float64)
+    )
+
+
+@jax.jit
+def _infer(res: Residual, qpos, qvel, u, hist):
+    out_e = apply(res, features(qpos, qvel, u, hist))
+    return (
+        jnp.mean(out_e, 0),
+        jnp.sqrt(jnp.sum(jnp.var(out_e, 0), -1)),
+        push_history(hist, qpos, qvel, u),
+    )
+
+
+def _hybrid_rollout_c(model, res, state, ctrl, history) -> HybridResult:
+    from hybridsim._src.backends import c as c_backend
+
+    bsz, horizon, _ = ctrl.shape
+    qp, qv = np.asarray(state.qpos), np.asarray(state.qvel)
+    ac, tm, st = np.asarray(state.act), np.asarray(state.time), np.asarray(state.status)
+    keys = ("qpos", "qvel", "act", "time", "sensordata")
+    rec = {k: [] for k in keys}
+    unc = np.zeros(bsz)
+    hist = history
+    for t in range(horizon):
+        u = ctrl[:, t]
+        out, spread, new_hist = (
+            np.asarray(x, np.float64) for x in _infer(res, qp, qv, np.nan_to_num(u), hist)
+        )
+        qfrc = out[:, None, :] if res.config.kind == "force" else None
+        step = c_backend.rollout(
+            model.c_runtime,
+            qp,
+            qv,
+            ac,
+            tm,
+            st,
+            u[:, None],
+            model.substeps,
+            model.max_qvel,
+            qfrc=qfrc,
+        )
+        nq_, nv_ = step["qpos"][:, 1], step["qvel"][:, 1]
+        moved = step["status"] == 0
+        if res.config.kind == "state":
+            nv = res.dims.nv
+            cq = integrate_pos(np, res.dims.layout, nq_, out[:, :nv])
+            cv = nv_ + out[:, nv:]
+            nq_ = np.where(moved[:, None], cq, nq_)
+            nv_ = np.where(moved[:, None], cv, nv_)
+        hist = np.where(moved[:, None, None], new_hist, hist)
+        unc += np.where(moved, spread, 0.0)
+        qp, qv, ac, tm, st = nq_, nv_, step["act"][:, 1], step["time"][:, 1], step["status"]
+        for k, v in (
+            ("qpos", qp),
+            ("qvel", qv),
+            ("act", ac),
+            ("time", tm),
+            ("sensordata", step["sensordata"][:, 0]),
+        ):
+            rec[k].append(v)
+    out = {k: np.stack(v, axis=1) for k, v in rec.items()}
+    for k, x0 in (
+        ("qpos", state.qpos),
+        ("qvel", state.qvel),
+        ("act", state.act),
+        ("time", state.time),
+    ):
+        out[k] = np.concatenate([np.asarray(x0)[:, None], out[k]], axis=1)
+    out["status"] = st
+    return HybridResult(_trajectory(model, out, ctrl), unc / max(horizon, 1), hist)
+
+
+def _trajectory(model, out, ctrl):
+    from hybridsim._src.types import SimState, Trajectory
+
+    final = SimState(
+        qpos=out["qpos"][:, -1],
+        qvel=out["qvel"][:, -1],
+        act=out["act"][:, -1],
+        time=out["time"][:, -1],
+        status=out["status"],
+    )
+    return Trajectory(
+        qpos=out["qpos"],
+        qvel=out["qvel"],
+        ctrl=ctrl,
+        time=out["time"],
+        sensordata=out["sensordata"],
+        status=out["status"],
+        final=final,
+        control_dt=model.control_dt,
+        backend=model.backend,
+    )
+
+
+def neural_rollout(res: Residual, state, ctrl, history=None) -> HybridResult:
+    """The pure-learned baseline: the network alone predicts every next state."""
+    qpos, qvel = jnp.asarray(state.qpos), jnp.asarray(state.qvel)
+    ctrl = jnp.asarray(ctrl, qpos.dtype)
+    if history is None:
+        history = initial_history(res, qpos, qvel)
+    q, v, hist, unc = _neural_scan(res, qpos, qvel, jnp.asarray(history, qpos.dtype), ctrl)
+
+    from hybridsim._src.types import SimState, Trajectory
+
+    bsz, horizon = ctrl.shape[:2]
+    time = jnp.asarray(state.time)[:, None] + res.dims.control_dt * jnp.arange(horizon + 1)
+    status = jnp.where(jnp.all(jnp.isfinite(q), axis=(1, 2)), 0, 2).astype(jnp.int32)
+    final = SimState(
+        qpos=q[:, -1], qvel=v[:, -1], act=jnp.asarray(state.act), time=time[:, -1], status=status
+    )
+    traj = Trajectory(
+        qpos=q,
+        qvel=v,
+        ctrl=ctrl,
+        time=time,
+        sensordata=jnp.zeros((bsz, horizon, 0)),
+        status=status,
+        final=final,
+        control_dt=res.dims.control_dt,
+        backend="neural",
+    )
+    return HybridResult(traj, unc, hist)
+
+
+@jax.jit
+def _neural_scan(res, qpos, qvel, history, ctrl):
+    def body(carry, u):
+        q, v, h, unc = carry
+        out_e = apply(res, features(q, v, u, h))
+        out = jnp.mean(out_e, 0)
+        h = push_history(h, q, v, u)
+        q, v = correct_state(res, q, v, out)
+        return (q, v, h, unc + jnp.sqrt(jnp.sum(jnp.var(out_e, 0), -1))), (q, v)
+
+    init = (qpos, qvel, history, jnp.zeros(qpos.shape[0], qpos.dtype))
+    (_, _, h, unc), (qs, vs) = jax.lax.scan(body, init, jnp.swapaxes(ctrl, 0, 1))
+    qs = jnp.concatenate([qpos[:, None], jnp.swapaxes(qs, 0, 1)], 1)
+    vs = jnp.concatenate([qvel[:, None], jnp.swapaxes(vs, 0, 1)], 1)
+    return qs, vs, h, unc / ctrl.shape[1]
+
+
+def _check_dims(model, res: Residual) -> None:
+    s = model.scene
+    if (s.nq, s.nv, s.nu) != (res.dims.nq, res.dims.nv, res.dims.nu):
+        raise ShapeError(
+            f"residual was made for nq={res.dims.nq}, nv={res.dims.nv}, nu={res.dims.nu}; scene "
+            f"{s.name!r} has nq={s.nq}, nv={s.nv}, nu={s.nu}"
+        )
+    if abs(model.control_dt - res.dims.control_dt) > 1e-12:
+        raise ShapeError(
+            f"residual was fitted at control_dt={res.dims.control_dt:g} s; the model steps "
+            f"{model.control_dt:g} s (check substeps)"
+        )

@@ -1,0 +1,207 @@
+"""The learned residual: zero residual equals physics, fitting closes a gap, resumable fits."""
+
+from __future__ import annotations
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import hybridsim as hs
+from hybridsim import reality, residual
+from hybridsim._src.cli.main import main
+
+# An untrained hybrid runs the same physics: on MuJoCo C the state path is float64 and exact.
+ZERO_RESIDUAL_C_ATOL = 1e-12
+# On MJX the hybrid adds a (zero) qfrc_applied / correction inside the same jitted program.
+ZERO_RESIDUAL_MJX_ATOL = 1e-6
+
+
+@pytest.fixture(scope="module")
+def arm2_data():
+    """A small 'reality' on arm2: heavier links, latency and Coulomb friction."""
+    scene = hs.load_scene("arm2")
+    effects = reality.parse_effects("latency=1,coulomb=0.1,mass_scale=1.3")
+    train = reality.record(scene, effects, episodes=12, steps=60, seed=0, substeps=2)
+    test = reality.record(scene, effects, episodes=4, steps=60, seed=1, substeps=2)
+    return scene, residual.episodes_from(vars(train)), residual.episodes_from(vars(test))
+
+
+@pytest.mark.parametrize("kind", ["force", "state"])
+@pytest.mark.parametrize("backend", ["c", "mjx"])
+def test_untrained_hybrid_equals_physics(kind, backend):
+    # pusher on c (contacts, fast); arm2 on mjx (compiles quickly on the CPU)
+    model = hs.make_model("pusher" if backend == "c" else "arm2", 2, backend=backend, substeps=2)
+    ctrl = np.random.default_rng(0).uniform(-1, 1, (2, 15, model.scene.nu))
+    plain = hs.rollout(model, hs.init(model), ctrl)
+    res = residual.init_residual(
+        model.scene, residual.ResidualConfig(kind=kind, ensemble=2, hidden=(16,)), model.control_dt
+    )
+    out = residual.hybrid_rollout(model, res, hs.init(model), ctrl)
+    tol = ZERO_RESIDUAL_C_ATOL if backend == "c" else ZERO_RESIDUAL_MJX_ATOL
+    np.testing.assert_allclose(np.asarray(out.traj.qpos), np.asarray(plain.qpos), atol=tol, rtol=0)
+    assert np.asarray(out.uncertainty).shape == (2,)
+    assert np.all(np.asarray(out.uncertainty) == 0)
+
+
+def test_residual_rejects_another_scene():
+    res = residual.init_residual(hs.load_scene("arm2"), residual.ResidualConfig(), 0.01)
+    model = hs.make_model("cartpole", 1, backend="c")
+    with pytest.raises(hs.ShapeError, match="nq=2, nv=2, nu=2"):
+        residual.hybrid_rollout(model, res, hs.init(model), np.zeros((1, 3, 1)))
+
+
+def test_fit_closes_the_gap_and_round_trips(arm2_data, tmp_path):
+    scene, train, test = arm2_data
+    config = residual.FitConfig(
+        residual=residual.ResidualConfig(kind="force", hidden=(64, 64), ensemble=2),
+        one_step_iters=400,
+        multi_step_iters=0,
+        eval_every=100,
+        seed=0,
+    )
+    fitted = residual.fit(scene, train, config, tmp_path / "run")
+    physics = residual.evaluate(scene, test, 20)
+    hybrid = residual.evaluate(scene, test, 20, fitted.residual)
+    assert hybrid["one_step_nmse"] < 0.5 * physics["one_step_nmse"]
+    assert hybrid["rollout_rmse"] < 0.7 * physics["rollout_rmse"]
+    again = residual.load_fitted(tmp_path / "run", scene)
+    assert residual.evaluate(scene, test, 20, again.residual) == hybrid
+    # The two ensemble members disagree somewhere once trained.
+    model = hs.make_model(scene, 2, backend="c", substeps=2)
+    out = residual.hybrid_rollout(model, again.residual, hs.init(model), test.ctrl[:2, :10])
+    assert np.all(np.asarray(out.uncertainty) > 0)
+    assert not (tmp_path / "run" / "checkpoint.msgpack").exists()
+
+
+def test_interrupted_fit_resumes_to_the_same_result(arm2_data, tmp_path):
+    scene, train, _ = arm2_data
+    config = residual.FitConfig(
+        residual=residual.ResidualConfig(kind="state", hidden=(32,)),
+        one_step_iters=300,
+        multi_step_iters=0,
+        eval_every=50,
+        patience=100,
+        seed=3,
+    )
+    whole = residual.fit(scene, train, config, tmp_path / "whole")
+
+    class Interrupt(Exception):
+        pass
+
+    def stop_at_150(msg):
+        if msg.startswith("one-step 150/"):
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        residual.fit(scene, train, config, tmp_path / "cut", progress=stop_at_150)
+    assert (tmp_path / "cut" / "checkpoint.msgpack").exists()
+    lines = []
+    resumed = residual.fit(scene, train, config, tmp_path / "cut", progress=lines.append)
+    assert any(line.startswith("resuming from") for line in lines)
+    for a, b in zip(
+        jax.tree.leaves(whole.residual.params),
+        jax.tree.leaves(resumed.residual.params),
+        strict=True,
+    ):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_corrupt_checkpoint_is_a_clear_error(arm2_data, tmp_path):
+    scene, train, _ = arm2_data
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "checkpoint.msgpack").write_bytes(b"garbage")
+    config = residual.FitConfig(one_step_iters=10, multi_step_iters=0)
+    with pytest.raises(hs.DataFileError, match="checkpoint.msgpack"):
+        residual.fit(scene, train, config, tmp_path / "run")
+
+
+def test_gradient_through_the_hybrid_on_mjx_is_finite():
+    model = hs.make_model("arm2", 2, backend="mjx", substeps=2, differentiable=True)
+    res = residual.init_residual(
+        model.scene, residual.ResidualConfig(hidden=(16,)), model.control_dt
+    )
+    state = hs.init(model)
+    ctrl = jnp.zeros((2, 6, model.scene.nu))
+
+    def loss(params):
+        out = residual.hybrid_rollout(model, res.replace(params=params), state, ctrl)
+        return jnp.sum(out.traj.qpos[:, -1] ** 2)
+
+    grads = jax.grad(loss)(res.params)
+    leaves = [np.asarray(g) for g in jax.tree.leaves(grads)]
+    assert all(np.all(np.isfinite(g)) for g in leaves)
+    assert any(np.abs(g).max() > 0 for g in leaves)  # the zero last layer gets gradient
+
+
+def test_cli_fit_and_eval(tmp_path, capsys):
+    scene = hs.load_scene("arm2")
+    eff = reality.parse_effects("latency=1,mass_scale=1.3")
+    for name, seed, n in (("train", 0, 6), ("test", 1, 3)):
+        rec = reality.record(scene, eff, episodes=n, steps=40, seed=seed, substeps=2)
+        hs.save_trajectory(tmp_path / f"{name}.npz", rec)
+    assert (
+        main(
+            [
+                "residual",
+                "fit",
+                "--scene",
+                "arm2",
+                "--data",
+                str(tmp_path / "train.npz"),
+                "--out",
+                str(tmp_path / "run"),
+                "--hidden",
+                "32",
+                "--iters",
+                "200",
+                "--multi-step-iters",
+                "0",
+                "--sysid",
+                "dof_damping",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    capsys.readouterr()
+    assert (
+        main(
+            [
+                "residual",
+                "eval",
+                "--scene",
+                "arm2",
+                "--model",
+                str(tmp_path / "run"),
+                "--data",
+                str(tmp_path / "test.npz"),
+                "--horizon",
+                "10",
+                "--json",
+            ]
+        )
+        == 0
+    )
+    result = json.loads(capsys.readouterr().out)
+    assert set(result) == {"physics", "sysid", "hybrid", "gap_closure"}
+    for key in ("physics", "sysid", "hybrid"):
+        assert set(result[key]) == {"one_step_nmse", "rollout_rmse"}
+    expected = 1 - result["hybrid"]["rollout_rmse"] / result["physics"]["rollout_rmse"]
+    assert result["gap_closure"] == pytest.approx(expected)
+
+
+def test_eval_rejects_a_model_for_another_scene(tmp_path, arm2_data):
+    scene, train, _ = arm2_data
+    residual.fit(
+        scene,
+        train,
+        residual.FitConfig(
+            one_step_iters=5, multi_step_iters=0, residual=residual.ResidualConfig(hidden=(8,))
+        ),
+        tmp_path / "run",
+    )
+    with pytest.raises(hs.DataFileError, match="fitted for nq=2"):
+        residual.load_fitted(tmp_path / "run", hs.load_scene("pusher"))
