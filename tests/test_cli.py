@@ -25,7 +25,7 @@ def _run(*args: str, cwd=None) -> subprocess.CompletedProcess:
     )
 
 
-@pytest.mark.parametrize("command", ["demo", "rollout", "bench", "scenes"])
+@pytest.mark.parametrize("command", ["demo", "rollout", "bench", "scenes", "reality", "residual"])
 def test_every_command_has_help_with_an_example(command, capsys):
     with pytest.raises(SystemExit) as e:
         main([command, "--help"])
@@ -190,3 +190,7 @@ def test_demo_runs_and_writes_a_picture(tmp_path):
     data = hs.load_trajectory(tmp_path / "demo" / "rollout.npz")
     assert data["qpos"].shape[:2] == (8, 41)
     assert "rendering" in res.stderr  # progress lines go to stderr
+    # The residual part: reality, fit, physics-only against hybrid error, and the plot.
+    assert "physics qpos RMSE" in res.stdout and "gap closure" in res.stdout
+    assert (tmp_path / "demo" / "residual_error.png").read_bytes().startswith(b"\x89PNG")
+    assert (tmp_path / "demo" / "residual" / "meta.json").is_file()

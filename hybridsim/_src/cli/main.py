@@ -71,8 +71,56 @@ def cmd_demo(args: argparse.Namespace) -> int:
     )
     print(f"  {sps:,.0f} physics steps/s, real-time factor {rtf:,.0f}x, {flagged} world(s) flagged")
     print(f"wrote {traj_path} and {picture} (8 frames of world 0)")
+    if not args.no_residual:
+        _demo_residual(args, out, progress)
     print(f"output folder: {out.resolve()}")
     return 0
+
+
+def _demo_residual(args: argparse.Namespace, out: Path, progress) -> None:
+    """Records a reality, fits a force residual, prints physics-only against hybrid error."""
+    import hybridsim as hs
+    from hybridsim import reality, residual
+    from hybridsim._src.residual.evaluate import error_vs_horizon, plot_error_vs_horizon
+
+    scene = hs.load_scene(args.residual_scene)
+    effects = reality.parse_effects("default")
+    with progress.phase(f"recording a reality of {scene.name!r}"):
+        train = reality.record(scene, effects, episodes=24, steps=150, seed=args.seed, substeps=2)
+        test = reality.record(scene, effects, episodes=6, steps=150, seed=args.seed + 1, substeps=2)
+    config = residual.FitConfig(
+        residual=residual.ResidualConfig(kind="force", hidden=(256, 256)),
+        one_step_iters=1500,
+        multi_step_iters=0,
+        seed=args.seed,
+    )
+    with progress.phase("fitting a force residual (one-step, MuJoCo C targets)"):
+        fitted = residual.fit(
+            scene,
+            residual.episodes_from(vars(train)),
+            config,
+            out / "residual",
+            progress=progress.say,
+        )
+    horizons = [1, 5, 10, 25, 50]
+    test_ep = residual.episodes_from(vars(test))
+    with progress.phase("evaluating open-loop error on held-out episodes"):
+        phys = error_vs_horizon(scene, test_ep, horizons)
+        hyb = error_vs_horizon(scene, test_ep, horizons, fitted.residual)
+    plot = plot_error_vs_horizon(
+        out / "residual_error.png",
+        horizons,
+        {"physics only": phys, "hybrid (force residual)": hyb},
+        f"{scene.name}: reality with latency, backlash, friction",
+    )
+    print(
+        f"residual on {scene.name}: reality effects "
+        + ", ".join(f"{k}={v}" for k, v in effects.active().items())
+    )
+    print(f"  {'horizon':>8s} {'physics qpos RMSE':>18s} {'hybrid qpos RMSE':>17s}")
+    for h, p, q in zip(horizons, phys, hyb, strict=True):
+        print(f"  {h:8d} {p:18.4g} {q:17.4g}")
+    print(f"  gap closure at H=25: {1 - hyb[3] / phys[3]:.0%}; plot {plot}")
 
 
 def cmd_rollout(args: argparse.Namespace) -> int:
@@ -179,7 +227,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="batched rollout of the default scene: speed, real-time factor, a picture",
         description="Rolls out a batch of worlds of a bundled scene with smooth random "
         "controls, prints physics steps per second and the real-time factor, and writes "
-        "the trajectory (rollout.npz) and a picture of world 0 (rollout.png) to --out.",
+        "the trajectory (rollout.npz) and a picture of world 0 (rollout.png) to --out. "
+        "Then records a 'reality' of the 2-link arm (latency, backlash, Coulomb friction, drag, "
+        "a contact friction field, heavier bodies), fits a force residual to it, and prints "
+        "physics-only against hybrid open-loop error (plot: residual_error.png).",
         epilog="example:\n  hybridsim demo --scene quadruped --batch 512 --steps 400",
     )
     p.add_argument("--scene", default=DEFAULT_SCENE, help=f"scene (default {DEFAULT_SCENE})")
@@ -191,6 +242,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--width", type=int, default=160)
     p.add_argument("--height", type=int, default=120)
     p.add_argument("--out", default="hybridsim_out/demo", help="output folder")
+    p.add_argument(
+        "--residual-scene", default="pusher", help="scene of the residual part (default pusher)"
+    )
+    p.add_argument("--no-residual", action="store_true", help="skip the reality + residual part")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser(

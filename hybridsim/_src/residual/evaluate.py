@@ -1,9 +1,10 @@
 """Scoring physics-only, system-identified, hybrid and neural models on recorded data.
 
 - ``one_step_nmse``: from every recorded state, one control step with the recorded
-  control; the squared error of the next state (qpos difference in velocity space, and
-  qvel), per dimension divided by the variance of the recorded one-step change, averaged
-  over dimensions.
+  control; the mean squared error of the next state summed over dimensions, divided by
+  the summed variance of the recorded one-step change; computed for positions (compared
+  in velocity space) and velocities separately, and averaged. Dimensions that never move
+  (objects at rest) therefore cannot dominate it.
 - ``rollout_rmse``: open-loop rollouts of H control steps with the recorded controls from
   recorded states at window starts t = 0, H, 2H, ... of every episode while t + H <= T;
   the qpos RMSE at step H, over all windows and qpos entries. Models with memory read the
@@ -72,9 +73,16 @@ def evaluate(
     )
     true_q = episodes.qpos[:, 1:].reshape(n * t, -1)
     true_v = episodes.qvel[:, 1:].reshape(n * t, -1)
-    err = np.concatenate([differentiate_pos(m, true_q, pq[:, 1]), pv[:, 1] - true_v], axis=1)
-    change = np.concatenate([differentiate_pos(m, q0, true_q), true_v - v0], axis=1)
-    nmse = float(np.mean(np.mean(err**2, 0) / np.maximum(change.var(0), 1e-12)))
+    err_q, err_v = differentiate_pos(m, true_q, pq[:, 1]), pv[:, 1] - true_v
+    chg_q, chg_v = differentiate_pos(m, q0, true_q), true_v - v0
+    nmse = float(
+        np.mean(
+            [
+                np.sum(np.mean(e**2, 0)) / max(float(np.sum(c.var(0))), 1e-12)
+                for e, c in ((err_q, chg_q), (err_v, chg_v))
+            ]
+        )
+    )
     # open-loop windows
     starts = np.arange(0, t - horizon + 1, horizon)
     wq = episodes.qpos[:, starts].reshape(-1, m.nq)
@@ -85,3 +93,39 @@ def evaluate(
     rq, _ = _predict(scene, episodes, substeps, residual, params, wq, wv, wh, wu)
     rmse = float(np.sqrt(np.mean((rq[:, -1] - target) ** 2)))
     return {"one_step_nmse": nmse, "rollout_rmse": rmse}
+
+
+def error_vs_horizon(
+    scene: Scene,
+    episodes: rdata.Episodes,
+    horizons: list[int],
+    residual: Residual | None = None,
+    params: dict[str, np.ndarray] | None = None,
+) -> list[float]:
+    """Open-loop qpos RMSE at each horizon (same windows rule as ``evaluate``)."""
+    return [evaluate(scene, episodes, h, residual, params)["rollout_rmse"] for h in horizons]
+
+
+def plot_error_vs_horizon(path, horizons, curves: dict[str, list[float]], title: str):
+    """Writes a PNG of open-loop error against horizon, one line per model (atomically)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from hybridsim._src.io import atomic_path
+
+    fig, ax = plt.subplots(figsize=(5, 3.5), dpi=120)
+    for name, ys in curves.items():
+        ax.plot(horizons, ys, marker="o", label=name)
+    ax.set_xlabel("open-loop horizon (control steps)")
+    ax.set_ylabel("qpos RMSE")
+    ax.set_yscale("log")
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+    return path

@@ -169,13 +169,18 @@ def fit(
         )
 
     x_tr, x_va = feats(train, hist_tr), feats(val, hist_va)
-    fmean, fstd = x_tr.mean(0), np.maximum(x_tr.std(0), 1e-6)
+    # Features that barely vary in the data (objects at rest) get a floor of 1e-3 on their
+    # scale, so tiny differences at test time are not blown up.
+    fmean, fstd = x_tr.mean(0), np.maximum(x_tr.std(0), 1e-3)
     do_residual = not config.sysid_only
     if do_residual:
         with _timed(say, "physics targets on MuJoCo C"):
             y_tr = rdata.targets(rc.kind, scene, train, substeps).reshape(len(x_tr), -1)
             y_va = rdata.targets(rc.kind, scene, val, substeps).reshape(len(x_va), -1)
-        oscale = np.maximum(y_tr.std(0), 1e-6)
+        # Outputs the data never excites (e.g. objects that were never touched) stay zero:
+        # nothing can be learned about them.
+        ystd = y_tr.std(0)
+        oscale = np.where(ystd > 1e-6 * max(float(ystd.max()), 1e-12), ystd, 0.0)
         res = res.replace(
             feature_mean=jnp.asarray(fmean, jnp.float32),
             feature_std=jnp.asarray(fstd, jnp.float32),
@@ -228,7 +233,8 @@ def fit(
 
         def loss_fn(tr, x, y):
             pred = apply(res.replace(params=tr["net"]), x)  # (E, n, O)
-            return jnp.mean(((pred - y) / res.output_scale) ** 2)
+            scale = jnp.where(res.output_scale > 0, res.output_scale, 1.0)
+            return jnp.mean(((pred - y) / scale) ** 2)
 
         @jax.jit
         def update(tr, os_, idx):

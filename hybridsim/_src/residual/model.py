@@ -146,7 +146,9 @@ def initial_history(res: Residual, qpos, qvel):
 def apply(res: Residual, x):
     """Ensemble outputs (E, ..., O) for features x (..., F)."""
     net = nnx.merge(res.graphdef, res.params)
-    z = (x - res.feature_mean) / res.feature_std
+    # Normalised inputs are clipped to +-10 standard deviations: far outside the training
+    # data the network's output stays bounded.
+    z = jnp.clip((x - res.feature_mean) / res.feature_std, -10.0, 10.0)
     return net(z) * res.output_scale
 
 
