@@ -25,9 +25,11 @@ C_VS_RAW_ATOL = 0.0
 MJX_VS_RAW_ATOL = 1e-4
 # float32 MJX against float64 MuJoCo C on contact-free scenes over 100 control steps.
 MJX_VS_C_SMOOTH_ATOL = 2e-3
-# MJX and MuJoCo C part ways once contacts start (different collision and solver details):
-# measured max |qpos| difference over 100 control steps, see README's backend table.
-MJX_VS_C_CONTACT_ATOL = {"pusher": 0.05, "tabletop": 0.5, "quadruped": 0.5}
+# MJX and MuJoCo C part ways once contacts start and stop (different collision and solver
+# details). Measured max |qpos| difference over these 100 steps (seed 2, 2 worlds):
+# pusher 3.5e-8, tabletop 6.0e-7, quadruped 5.3e-7; with other seeds the quadruped falls and
+# reaches 5.9e-2 at 100 steps (benchmarks/backend_agreement.py, README's backend table).
+MJX_VS_C_CONTACT_ATOL = {"pusher": 1e-5, "tabletop": 1e-4, "quadruped": 0.2}
 
 ALL_SCENES = SMOOTH_SCENES + CONTACT_SCENES
 
