@@ -35,6 +35,9 @@ def test_wheel_ships_assets_and_kernels(tmp_path):
         assert f"hybridsim/assets/{scene}.xml" in names
     assert "hybridsim/kernels/__init__.py" in names
     assert not any(n.startswith(("tests/", "benchmarks/")) for n in names)
+    # Every Python package of the source tree is in the wheel.
+    for init in (ROOT / "hybridsim").rglob("__init__.py"):
+        assert init.relative_to(ROOT).as_posix() in names
 
     # Install the wheel (not editable) into its own folder and use it from elsewhere.
     site = tmp_path / "site"
@@ -55,7 +58,8 @@ def test_wheel_ships_assets_and_kernels(tmp_path):
         timeout=300,
     )
     code = (
-        "import hybridsim, hybridsim.kernels, pathlib;"
+        "import hybridsim, hybridsim.kernels, hybridsim.residual, hybridsim.reality, pathlib;"
+        "import hybridsim._src.cli.main;"
         f"assert pathlib.Path(hybridsim.__file__).is_relative_to(pathlib.Path(r'{site}'));"
         "print(hybridsim.bundled_scenes()); print(hybridsim.load_scene('tabletop').nq)"
     )
