@@ -288,6 +288,24 @@ def run_throughput(
     return rows
 
 
+def error_row(
+    scene: str, backend: str, batch_size: int, steps: int, substeps: int, error: str
+) -> dict[str, Any]:
+    """A row for a measurement that did not finish: every ``ROW_KEYS`` key (numbers
+    ``None``) plus ``"error"``."""
+    row: dict[str, Any] = dict.fromkeys(ROW_KEYS)
+    row.update(
+        scene=scene,
+        backend=backend,
+        batch_size=batch_size,
+        steps=steps,
+        control_steps=steps // substeps,
+        substeps=substeps,
+        error=error,
+    )
+    return row
+
+
 # ---------------------------------------------------------------------------- output
 
 
@@ -321,21 +339,27 @@ def format_table(rows: Sequence[dict]) -> str:
     )
     body = []
     for r in rows:
+        ok = r.get("hs_sps") is not None and r.get("raw_sps") is not None
         body.append(
             (
                 str(r["scene"]),
                 str(r["backend"]),
                 str(r["batch_size"]),
                 str(r["steps"]),
-                _fmt_rate(r["hs_sps"]),
-                _fmt_rate(r["raw_sps"]),
-                f"{100 * r['overhead']:+.1f}%",
-                f"{r['rtf']:,.1f}x",
+                _fmt_rate(r.get("hs_sps")),
+                _fmt_rate(r.get("raw_sps")),
+                f"{100 * r['overhead']:+.1f}%" if ok else "-",
+                f"{r['rtf']:,.1f}x" if ok else "-",
                 _fmt_seconds(r.get("hs_compile_seconds")),
                 _fmt_seconds(r.get("raw_compile_seconds")),
             )
         )
-    widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(headers)]
+    notes = [
+        f"(not measured) {r['scene']} {r['backend']} B={r['batch_size']}: {r['error']}"
+        for r in rows
+        if r.get("error")
+    ]
+    widths = [max(len(h), 0, *(len(b[i]) for b in body)) for i, h in enumerate(headers)]
     left = {0, 1}  # text columns left-aligned, numbers right-aligned
 
     def line(cells):
@@ -346,7 +370,7 @@ def format_table(rows: Sequence[dict]) -> str:
 
     out = [line(headers), "  ".join("-" * w for w in widths)]
     out += [line(b) for b in body]
-    return "\n".join(out)
+    return "\n".join(out + notes)
 
 
 def environment_meta() -> dict[str, Any]:

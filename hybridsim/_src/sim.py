@@ -313,6 +313,11 @@ def rollout(model: SimModel, state: SimState, ctrl: Any) -> Trajectory:
             substeps=model.substeps,
             max_qvel=model.max_qvel,
         )
+    return to_trajectory(model, out, ctrl)
+
+
+def to_trajectory(model: SimModel, out: dict[str, Any], ctrl: Any) -> Trajectory:
+    """Packs a backend's output arrays (``(B, T+1, ...)`` and ``status``) as a Trajectory."""
     final = SimState(
         qpos=out["qpos"][:, -1],
         qvel=out["qvel"][:, -1],

@@ -136,6 +136,19 @@ def _load(path: Path, template: Any) -> tuple[Any, dict]:
         raise DataFileError(f"{str(path)!r} is missing or corrupt: {e}") from None
 
 
+@dataclasses.dataclass
+class _Run:
+    """Optimisation state of the current phase, checkpointed as a whole."""
+
+    trainable: Any
+    opt_state: Any
+    phase: str
+    step: int = 0
+    best: float = np.inf
+    best_params: Any = None
+    bad_evals: int = 0
+
+
 def fit(
     scene: Scene,
     episodes: rdata.Episodes,
@@ -202,32 +215,51 @@ def fit(
         optax.adamw(schedule, weight_decay=config.weight_decay),
     )
     trainable = {"net": res.params, "theta": theta}
-    opt_state = opt.init(trainable)
-    step0, best, best_params, bad_evals, phase = 0, np.inf, trainable, 0, "one_step"
-
+    run = _Run(trainable, opt.init(trainable), "one_step", best_params=trainable)
     ckpt = out / "checkpoint.msgpack"
     if ckpt.exists():
-        arrays, meta = _load(ckpt, (trainable, opt_state, trainable))
+        arrays, meta = _load(ckpt, (run.trainable, run.opt_state, run.trainable))
         if meta.get("fingerprint") == fingerprint:
-            trainable, opt_state, best_params = arrays
-            step0, best, bad_evals = int(meta["step"]), float(meta["best"]), int(meta["bad"])
-            phase = str(meta["phase"])
-            say(f"resuming from {ckpt} at step {step0} ({phase})")
+            run = _Run(
+                *arrays[:2],
+                str(meta["phase"]),
+                int(meta["step"]),
+                float(meta["best"]),
+                arrays[2],
+                int(meta["bad"]),
+            )
+            say(f"resuming from {ckpt} at step {run.step} ({run.phase})")
         else:
             say(f"ignoring {ckpt}: it belongs to another configuration or data set")
 
-    def checkpoint(tr, os_, step, best_, best_tr, bad, phase_):
+    def checkpoint() -> None:
         meta = {
-            "step": step,
-            "best": float(best_),
-            "bad": bad,
-            "phase": phase_,
+            "step": run.step,
+            "best": float(run.best),
+            "bad": run.bad_evals,
+            "phase": run.phase,
             "fingerprint": fingerprint,
         }
-        _save(ckpt, (tr, os_, best_tr), meta)
+        _save(ckpt, (run.trainable, run.opt_state, run.best_params), meta)
+
+    def track(loss: float, val: float, total: int, every: int) -> bool:
+        """Logs, checkpoints and returns True when early stopping says stop."""
+        if run.step % every and run.step != total:
+            return False
+        log.append({"phase": run.phase, "step": run.step, "train": loss, "val": val})
+        say(f"{run.phase.replace('_', '-')} {run.step}/{total}: train {loss:.4g} val {val:.4g}")
+        if val < run.best:
+            run.best, run.best_params, run.bad_evals = val, run.trainable, 0
+        else:
+            run.bad_evals += 1
+        checkpoint()
+        if run.bad_evals >= config.patience:
+            say("early stop (validation loss stopped improving)")
+            return True
+        return False
 
     # ---- phase 1: one-step regression -------------------------------------------------
-    if do_residual and phase == "one_step":
+    if do_residual and run.phase == "one_step":
         xt, yt = jnp.asarray(x_tr, jnp.float32), jnp.asarray(y_tr, jnp.float32)
         xv, yv = jnp.asarray(x_va, jnp.float32), jnp.asarray(y_va, jnp.float32)
 
@@ -245,54 +277,35 @@ def fit(
         val_loss = jax.jit(lambda tr: loss_fn(tr, xv, yv))
         key = np.random.default_rng(config.seed + 1)
         bs = min(config.batch_size, len(x_tr))
+        start = run.step
         for it in range(config.one_step_iters):
             idx = key.integers(0, len(x_tr), bs)  # drawn even when resuming: same stream
-            if it < step0:
+            if it < start:
                 continue
-            trainable, opt_state, loss = update(trainable, opt_state, jnp.asarray(idx))
-            if (it + 1) % config.eval_every == 0 or it + 1 == config.one_step_iters:
-                v = float(val_loss(trainable))
-                log.append({"phase": 1, "step": it + 1, "train": float(loss), "val": v})
-                say(
-                    f"one-step {it + 1}/{config.one_step_iters}: train {float(loss):.4g} "
-                    f"val {v:.4g}"
-                )
-                if v < best:
-                    best, best_params, bad_evals = v, trainable, 0
-                else:
-                    bad_evals += 1
-                checkpoint(trainable, opt_state, it + 1, best, best_params, bad_evals, "one_step")
-                if bad_evals >= config.patience:
-                    say("early stop (validation loss stopped improving)")
+            run.trainable, run.opt_state, loss = update(
+                run.trainable, run.opt_state, jnp.asarray(idx)
+            )
+            run.step = it + 1
+            if run.step % config.eval_every == 0 or run.step == config.one_step_iters:
+                if track(
+                    float(loss),
+                    float(val_loss(run.trainable)),
+                    config.one_step_iters,
+                    config.eval_every,
+                ):
                     break
-        trainable = best_params
-        step0, best, bad_evals, phase = 0, np.inf, 0, "multi_step"
-        checkpoint(trainable, opt_state, 0, best, trainable, 0, phase)
+        run = _Run(run.best_params, run.opt_state, "multi_step", best_params=run.best_params)
+        checkpoint()
     # ---- phase 2: multi-step through differentiable MJX -------------------------------
     if (
         config.multi_step_iters > 0
         and config.horizon > 0
-        and (phase == "multi_step" or not do_residual)
+        and (run.phase == "multi_step" or not do_residual)
     ):
-        trainable = _multi_step(
-            scene,
-            res,
-            train,
-            val,
-            config,
-            substeps,
-            trainable,
-            opt,
-            opt_state,
-            step0,
-            best,
-            best_params,
-            bad_evals,
-            say,
-            log,
-            do_residual,
-            checkpoint,
-        )
+        if not do_residual:
+            run.phase = "multi_step"
+        _multi_step(scene, res, train, val, config, substeps, opt, run, track, do_residual, say)
+    trainable = run.best_params
     residual = res.replace(params=trainable["net"]) if do_residual else None
     fitted = Fitted(
         residual=residual,
@@ -304,25 +317,8 @@ def fit(
     return fitted
 
 
-def _multi_step(
-    scene,
-    res,
-    train,
-    val,
-    config,
-    substeps,
-    trainable,
-    opt,
-    opt_state,
-    step0,
-    best,
-    best_params,
-    bad_evals,
-    say,
-    log,
-    do_residual,
-    checkpoint,
-):
+def _multi_step(scene, res, train, val, config, substeps, opt, run, track, do_residual, say):
+    """Unrolls the hybrid through differentiable MJX; updates ``run`` in place."""
     from hybridsim._src import sim
 
     h = config.horizon
@@ -377,31 +373,20 @@ def _multi_step(
     rng = np.random.default_rng(config.seed + 2)
     vidx = rng.choice(len(wva[0]), nb, replace=False)
     vbatch = [jnp.asarray(a[vidx], jnp.float32) for a in wva]
-    if step0 == 0:
-        best_params = trainable
     say(f"multi-step: compiling the {config.horizon}-step unroll through MJX")
+    start, every = run.step, max(1, config.eval_every // 4)
     for it in range(config.multi_step_iters):
         idx = rng.choice(len(wtr[0]), nb, replace=False)  # drawn even when resuming
-        if it < step0:
+        if it < start:
             continue
         batch = [jnp.asarray(a[idx], jnp.float32) for a in wtr]
-        trainable, opt_state, loss = update(trainable, opt_state, *batch)
-        if (it + 1) % max(1, config.eval_every // 4) == 0 or it + 1 == config.multi_step_iters:
-            v = float(val_loss(trainable, *vbatch))
-            log.append({"phase": 2, "step": it + 1, "train": float(loss), "val": v})
-            say(
-                f"multi-step {it + 1}/{config.multi_step_iters}: train {float(loss):.4g} "
-                f"val {v:.4g}"
-            )
-            if v < best:
-                best, best_params, bad_evals = v, trainable, 0
-            else:
-                bad_evals += 1
-            checkpoint(trainable, opt_state, it + 1, best, best_params, bad_evals, "multi_step")
-            if bad_evals >= config.patience:
-                say("early stop (validation loss stopped improving)")
+        run.trainable, run.opt_state, loss = update(run.trainable, run.opt_state, *batch)
+        run.step = it + 1
+        if run.step % every == 0 or run.step == config.multi_step_iters:
+            if track(
+                float(loss), float(val_loss(run.trainable, *vbatch)), config.multi_step_iters, every
+            ):
                 break
-    return best_params
 
 
 class _timed:

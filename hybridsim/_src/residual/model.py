@@ -244,7 +244,7 @@ def hybrid_rollout(model, res: Residual, state, ctrl, history=None) -> HybridRes
             hook_carry=carry,
         )
         hist, unc, n = out["hook_carry"]
-        return HybridResult(_trajectory(model, out, ctrl), unc / jnp.maximum(n, 1), hist)
+        return HybridResult(sim.to_trajectory(model, out, ctrl), unc / jnp.maximum(n, 1), hist)
     return _hybrid_rollout_c(
         model, res, state, np.asarray(ctrl, np.float64), np.asarray(history, np.float64)
     )
@@ -261,6 +261,7 @@ def _infer(res: Residual, qpos, qvel, u, hist):
 
 
 def _hybrid_rollout_c(model, res, state, ctrl, history) -> HybridResult:
+    from hybridsim._src import sim
     from hybridsim._src.backends import c as c_backend
 
     bsz, horizon, _ = ctrl.shape
@@ -316,30 +317,7 @@ def _hybrid_rollout_c(model, res, state, ctrl, history) -> HybridResult:
     ):
         out[k] = np.concatenate([np.asarray(x0)[:, None], out[k]], axis=1)
     out["status"] = st
-    return HybridResult(_trajectory(model, out, ctrl), unc / max(horizon, 1), hist)
-
-
-def _trajectory(model, out, ctrl):
-    from hybridsim._src.types import SimState, Trajectory
-
-    final = SimState(
-        qpos=out["qpos"][:, -1],
-        qvel=out["qvel"][:, -1],
-        act=out["act"][:, -1],
-        time=out["time"][:, -1],
-        status=out["status"],
-    )
-    return Trajectory(
-        qpos=out["qpos"],
-        qvel=out["qvel"],
-        ctrl=ctrl,
-        time=out["time"],
-        sensordata=out["sensordata"],
-        status=out["status"],
-        final=final,
-        control_dt=model.control_dt,
-        backend=model.backend,
-    )
+    return HybridResult(sim.to_trajectory(model, out, ctrl), unc / max(horizon, 1), hist)
 
 
 def neural_rollout(res: Residual, state, ctrl, history=None) -> HybridResult:
