@@ -1,0 +1,922 @@
+"""Fidelity of learned residual dynamics against a reality with unmodeled effects.
+
+On each scene a "reality" (``hybridsim.reality``: the scene plus latency, backlash, Coulomb
+friction, drag, a friction field and heavier bodies, i.e. effects no single model parameter
+expresses) records training and test trajectories. Five models are scored on held-out
+episodes with ``hybridsim.residual.evaluate``:
+
+- ``physics``: the nominal scene, nothing fitted;
+- ``sysid``: system identification of physical parameters (log-scale multipliers fitted
+  by gradient through MJX; ``FitConfig(sysid=..., sysid_only=True)``);
+- ``force`` / ``state``: the physics plus a learned residual (generalized force, or a
+  state correction after each step);
+- ``neural``: the same network without physics.
+
+Each model is fitted on 1, 3, 10, 30 and 100 training trajectories (nested subsets of one
+recording) with the same seed and settings. Reported: one-step NMSE, open-loop qpos RMSE
+against horizon (PNG), gap closure ``1 - rmse / rmse_physics`` at H = 50 and 200, the data
+multiplier of the pure-neural model, the error on actions 1.5x larger than in training
+and on a 1.5x heavier payload as ratios to the in-distribution error, and the throughput of
+the hybrid against physics only at B = 1024 on MuJoCo C. The script ends with a
+PASS / FAIL line per target, computed from the measured numbers.
+
+Usage::
+
+    python benchmarks/residual_fidelity.py            # default run, ~30-40 min on 2 CPU cores
+    python benchmarks/residual_fidelity.py --quick    # smoke run, about a minute
+    python benchmarks/residual_fidelity.py --scenes arm2 --budgets 3 30 --methods physics force
+
+Cost notes (2-core CPU): every fit that runs the multi-step phase (``sysid`` always, the
+residual kinds when ``--multi-step-iters > 0``) compiles the MJX unroll afresh, 40-90 s
+here, because ``fit`` builds a new jitted closure per call with the data's normalisation
+baked in as constants, so neither JAX's in-memory nor its persistent cache is hit across
+budgets. The default therefore trains the residuals with the one-step phase only
+(``--multi-step-iters 0``) and gives ``sysid`` its own unrolled iterations. Such fits run
+in a child process with a timeout, so a stalled XLA execution costs one row, not the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+import numpy as np  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+DEFAULT_OUT_DIR = HERE / "results"
+JSON_NAME = "residual_fidelity.json"
+PNG_NAME = "residual_error_vs_horizon.png"
+
+METHODS = ("physics", "sysid", "force", "state", "neural")
+RESIDUAL_METHODS = ("force", "state", "neural")
+HYBRID = "force"  # the hybrid the targets are stated for (force residual, MLP 2x256)
+
+# Per scene: physics substeps per control step (control_dt = 0.01 s everywhere) and the
+# MjModel fields system identification fits. Position servos (pusher) keep their gain: a
+# gain without the matching bias would no longer be a servo.
+SCENES: dict[str, dict[str, Any]] = {
+    "arm2": {
+        "substeps": 2,
+        "sysid": ("dof_damping", "dof_frictionloss", "body_mass", "actuator_gainprm"),
+    },
+    "cartpole": {
+        "substeps": 1,
+        "sysid": ("dof_damping", "dof_frictionloss", "body_mass", "actuator_gainprm"),
+    },
+    "pusher": {"substeps": 2, "sysid": ("dof_damping", "dof_frictionloss", "body_mass")},
+}
+
+# Targets (from the issue).
+GAP_TARGET = 0.80  # gap closure at H = 50 with the reference budget
+SYSID_REDUCTION_TARGET = 0.50  # hybrid error at least 50% below sysid alone
+MULTIPLIER_TARGET = 5.0  # neural needs >= 5x the data to match the hybrid
+OOD_RATIO_TARGET = 2.0  # hybrid OOD error <= 2x in-distribution
+THROUGHPUT_TARGET = 0.5  # hybrid >= 0.5x physics-only steps/s at B = 1024
+MATCH_TOLERANCE = 0.10  # "the hybrid reaches its reference-budget level": within 10%
+
+_WORKER_FLAG = "--fit-worker"
+
+
+# ------------------------------------------------------------------------------------------
+# Settings
+# ------------------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--scenes", nargs="+", choices=sorted(SCENES), help="default: all three")
+    p.add_argument("--budgets", nargs="+", type=int, help="training trajectories per fit")
+    p.add_argument("--methods", nargs="+", choices=METHODS, help="default: all five")
+    p.add_argument("--steps", type=int, default=200, help="control steps per trajectory")
+    p.add_argument("--test-episodes", type=int, help="held-out episodes (default 10)")
+    p.add_argument("--iters", type=int, help="one-step optimizer steps (default 1000)")
+    p.add_argument(
+        "--multi-step-iters",
+        type=int,
+        help="unrolled MJX steps for force/state/neural (default 0: see the cost notes)",
+    )
+    p.add_argument("--horizon", type=int, default=8, help="control steps of the MJX unroll")
+    p.add_argument(
+        "--sysid-iters", type=int, help="unrolled optimizer steps of sysid (default 150)"
+    )
+    p.add_argument("--sysid-lr", type=float, default=0.02, help="learning rate of sysid")
+    p.add_argument(
+        "--sysid-budgets",
+        nargs="+",
+        type=int,
+        help="budgets sysid is fitted at (default: every budget)",
+    )
+    p.add_argument(
+        "--neural-extra-budgets",
+        nargs="+",
+        type=int,
+        help="extra budgets fitted for neural only, so the data multiplier can be resolved "
+        "past the largest budget (default 300; quick: none)",
+    )
+    p.add_argument(
+        "--no-rest-trim",
+        dest="rest_trim",
+        action="store_false",
+        help="keep leading steps at exact rest with zero control in MJX fits (MJX returns "
+        "NaN gradients there on scenes with constraint rows; see the notes)",
+    )
+    p.add_argument("--hidden", nargs="+", type=int, default=[256, 256])
+    p.add_argument("--history", type=int, default=4)
+    p.add_argument("--lr", type=float, default=1e-3, help="learning rate of the residuals")
+    p.add_argument("--seed", type=int, default=0, help="training seed (test: seed + 1000)")
+    p.add_argument("--effects", default="default", help="reality effects spec")
+    p.add_argument("--ref-budget", type=int, default=30, help="budget the targets refer to")
+    p.add_argument("--curve-horizons", nargs="+", type=int, help="horizons of the plot")
+    p.add_argument("--throughput-batch", type=int, default=1024)
+    p.add_argument("--throughput-steps", type=int, help="control steps timed (default 20)")
+    p.add_argument(
+        "--fit-timeout", type=float, default=900.0, help="seconds per isolated (MJX) fit"
+    )
+    p.add_argument("--out-dir", type=Path, default=DEFAULT_OUT_DIR)
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run: arm2, budgets 1 3, no sysid (its MJX compile alone takes >1 min)",
+    )
+    args = p.parse_args(argv)
+    quick = args.quick
+    defaults = {
+        "scenes": ["arm2"] if quick else list(SCENES),
+        "budgets": [1, 3] if quick else [1, 3, 10, 30, 100],
+        "methods": [m for m in METHODS if m != "sysid"] if quick else list(METHODS),
+        "test_episodes": 3 if quick else 10,
+        "iters": 150 if quick else 1000,
+        "multi_step_iters": 0,
+        "sysid_iters": 30 if quick else 150,
+        "curve_horizons": [1, 5, 10, 50, 200] if quick else [1, 2, 5, 10, 20, 50, 100, 200],
+        "throughput_steps": 5 if quick else 20,
+        "neural_extra_budgets": [] if quick else [300],
+    }
+    for k, v in defaults.items():
+        if getattr(args, k) is None:
+            setattr(args, k, v)
+    args.budgets = sorted(set(args.budgets))
+    args.sysid_budgets = sorted(set(args.sysid_budgets or args.budgets))
+    args.neural_extra_budgets = sorted(set(args.neural_extra_budgets) - set(args.budgets))
+    if "neural" not in (args.methods or METHODS):
+        args.neural_extra_budgets = []
+    args.methods = [m for m in METHODS if m in args.methods]
+    if min(args.budgets) < 1 or args.steps < 1 or args.test_episodes < 1:
+        p.error("budgets, --steps and --test-episodes must be >= 1")
+    args.curve_horizons = sorted({h for h in args.curve_horizons if 1 <= h <= args.steps})
+    args.gap_horizons = [h for h in (50, 200) if h <= args.steps]
+    if not args.gap_horizons:
+        args.gap_horizons = [args.steps]
+    return args
+
+
+def fit_config(args: argparse.Namespace, method: str, scene: str):
+    from hybridsim import residual as R
+
+    if method == "sysid":
+        return R.FitConfig(
+            one_step_iters=0,
+            multi_step_iters=args.sysid_iters,
+            horizon=args.horizon,
+            learning_rate=args.sysid_lr,
+            sysid=SCENES[scene]["sysid"],
+            sysid_only=True,
+            seed=args.seed,
+        )
+    rc = R.ResidualConfig(
+        kind=method, history=args.history, hidden=tuple(args.hidden), seed=args.seed
+    )
+    return R.FitConfig(
+        residual=rc,
+        one_step_iters=args.iters,
+        multi_step_iters=args.multi_step_iters,
+        horizon=args.horizon,
+        learning_rate=args.lr,
+        seed=args.seed,
+    )
+
+
+def config_to_json(config) -> dict:
+    return _jsonable(dataclasses.asdict(config))
+
+
+def config_from_json(d: dict):
+    from hybridsim import residual as R
+
+    rc = dict(d["residual"])
+    rc["hidden"] = tuple(rc["hidden"])
+    return R.FitConfig(**{**d, "residual": R.ResidualConfig(**rc), "sysid": tuple(d["sysid"])})
+
+
+def uses_mjx(config) -> bool:
+    """Whether ``fit`` will compile the unrolled multi-step program through MJX."""
+    if config.multi_step_iters <= 0 or config.horizon <= 0:
+        return False
+    return config.sysid_only or config.residual.kind != "neural" or bool(config.sysid)
+
+
+# ------------------------------------------------------------------------------------------
+# Helpers
+# ------------------------------------------------------------------------------------------
+
+
+class Clock:
+    def __init__(self):
+        self.start = time.perf_counter()
+
+    def __call__(self, msg: str) -> None:
+        print(f"[{time.perf_counter() - self.start:7.1f}s] {msg}", file=sys.stderr, flush=True)
+
+
+def _jsonable(x: Any) -> Any:
+    """Plain JSON: tuples to lists, numpy to Python, non-finite floats to None."""
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return _jsonable(x.tolist())
+    if isinstance(x, np.generic):
+        return _jsonable(x.item())
+    if isinstance(x, float):
+        return x if math.isfinite(x) else None
+    return x
+
+
+def write_json_atomic(path: Path, obj: Any) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(_jsonable(obj), f, indent=1, allow_nan=False)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _num(x: Any) -> float:
+    """A measured number, NaN when missing or not finite (comparisons then fail)."""
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return math.nan
+    return v if math.isfinite(v) else math.nan
+
+
+def _episodes(rec):
+    from hybridsim import residual as R
+
+    return R.episodes_from(
+        {"qpos": rec.qpos, "qvel": rec.qvel, "ctrl": rec.ctrl, "control_dt": rec.control_dt}
+    )
+
+
+def trim_rest(episodes):
+    """Drops the leading control steps in which every episode is at exact rest (qvel == 0)
+    with zero control. Unrolled from such a state, MJX's differentiable step returns NaN
+    gradients on scenes with constraint rows (cartpole's rail limit), and ``fit`` then
+    silently returns NaN parameters."""
+    k = 0
+    while k < episodes.steps - 1 and not (
+        np.any(episodes.qvel[:, k]) or np.any(episodes.ctrl[:, k])
+    ):
+        k += 1
+    if k == 0:
+        return episodes
+    return type(episodes)(
+        episodes.qpos[:, k:], episodes.qvel[:, k:], episodes.ctrl[:, k:], episodes.control_dt
+    )
+
+
+def _safe_eval(scene, episodes, horizon, residual=None, params=None) -> dict[str, float]:
+    from hybridsim import residual as R
+
+    try:
+        out = R.evaluate(scene, episodes, horizon, residual=residual, params=params)
+        return {k: _num(v) for k, v in out.items()}
+    except Exception as e:  # a diverged model is a measured failure, not a crash
+        return {"one_step_nmse": math.nan, "rollout_rmse": math.nan, "error": repr(e)}
+
+
+# ------------------------------------------------------------------------------------------
+# Fitting (in process, or in a child process with a timeout when MJX compiles)
+# ------------------------------------------------------------------------------------------
+
+
+def fit_one(scene, episodes, config, out_dir: Path, timeout: float, say) -> tuple[Any, float]:
+    """``(Fitted, seconds)``; raises on failure or timeout."""
+    from hybridsim import residual as R
+
+    t0 = time.perf_counter()
+    if not uses_mjx(config):
+        fitted = R.fit(scene, episodes, config, out_dir)
+        return fitted, time.perf_counter() - t0
+    out_dir.mkdir(parents=True, exist_ok=True)
+    data = out_dir / "train.npz"
+    np.savez(
+        data,
+        qpos=episodes.qpos,
+        qvel=episodes.qvel,
+        ctrl=episodes.ctrl,
+        control_dt=np.asarray(episodes.control_dt),
+    )
+    (out_dir / "config.json").write_text(json.dumps(config_to_json(config)))
+    cmd = [sys.executable, str(Path(__file__).resolve()), _WORKER_FLAG, scene.name, str(out_dir)]
+    try:
+        proc = subprocess.run(cmd, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise RuntimeError(f"fit timed out after {timeout:.0f} s") from None
+    if proc.returncode != 0:
+        raise RuntimeError(f"fit process exited with {proc.returncode}")
+    fitted = R.load_fitted(out_dir / "fit", scene)
+    return fitted, time.perf_counter() - t0
+
+
+def fit_worker(scene_name: str, out_dir: str) -> int:
+    import hybridsim as hs
+    from hybridsim import residual as R
+
+    hs.enable_compilation_cache()
+    out = Path(out_dir)
+    scene = hs.load_scene(scene_name)
+    with np.load(out / "train.npz") as z:
+        episodes = R.episodes_from({k: z[k] for k in z.files})
+    config = config_from_json(json.loads((out / "config.json").read_text()))
+    clock = Clock()
+    last = [0.0]
+
+    def say(msg: str) -> None:  # compile and the first/last lines only: keep logs short
+        now = time.perf_counter()
+        if "compiling" in msg or now - last[0] > 30:
+            last[0] = now
+            clock(f"    fit {scene_name}: {msg}")
+
+    R.fit(scene, episodes, config, out / "fit", progress=say)
+    return 0
+
+
+# ------------------------------------------------------------------------------------------
+# One scene
+# ------------------------------------------------------------------------------------------
+
+
+def record_sets(scene, args, say) -> dict[str, Any]:
+    """Training, in-distribution test and the two out-of-distribution test sets."""
+    from hybridsim import reality
+
+    k = SCENES[scene.name]["substeps"]
+    effects = reality.parse_effects(args.effects)
+    base = reality.Behaviour()
+    payload = dataclasses.replace(effects, mass_scale=1.5 * effects.mass_scale)
+    action = dataclasses.replace(base, scale=1.5 * base.scale)
+    test_seed = args.seed + 1000
+    specs = {
+        "train": (effects, base, max(args.budgets + args.neural_extra_budgets), args.seed),
+        "test": (effects, base, args.test_episodes, test_seed),
+        # same test seed: the OOD sets replay the test set's noise draws
+        "ood_action": (effects, action, args.test_episodes, test_seed),
+        "ood_payload": (payload, base, args.test_episodes, test_seed),
+    }
+    sets, meta = {}, {}
+    for name, (eff, beh, n, seed) in specs.items():
+        t0 = time.perf_counter()
+        rec = reality.record(scene, eff, n, args.steps, seed, substeps=k, behaviour=beh)
+        sets[name] = _episodes(rec)
+        meta[name] = {
+            "episodes": n,
+            "steps": args.steps,
+            "seed": seed,
+            "effects": eff.active(),
+            "behaviour": dataclasses.asdict(beh),
+            "seconds": time.perf_counter() - t0,
+        }
+    say(f"{scene.name}: recorded {', '.join(f'{k} {v.num}' for k, v in sets.items())}")
+    return {"sets": sets, "meta": meta, "effects": effects}
+
+
+def evaluate_model(scene, sets, horizons, residual=None, params=None) -> dict[str, Any]:
+    """One-step NMSE and rollout RMSE at each horizon on the in-distribution test set."""
+    out: dict[str, Any] = {"rollout_rmse": {}}
+    for h in horizons:
+        r = _safe_eval(scene, sets["test"], h, residual, params)
+        out["one_step_nmse"] = r["one_step_nmse"]
+        out["rollout_rmse"][str(h)] = r["rollout_rmse"]
+        if "error" in r:
+            out["error"] = r["error"]
+    return out
+
+
+def measure_throughput(scene, residual, args, say) -> dict[str, Any]:
+    """Control steps per second of ``hybrid_rollout`` and ``rollout`` on one c model."""
+    import hybridsim as hs
+    from hybridsim import reality
+    from hybridsim import residual as R
+
+    k = SCENES[scene.name]["substeps"]
+    b, t = args.throughput_batch, args.throughput_steps
+    model = hs.make_model(scene, b, backend="c", substeps=k)
+    ctrl = reality.behaviour_controls(scene, None, b, t, args.seed + 7, substeps=k)
+    state = hs.init(model)
+
+    def physics():
+        hs.rollout(model, state, ctrl)
+
+    def hybrid():
+        R.hybrid_rollout(model, residual, state, ctrl)
+
+    physics(), hybrid()  # warm-up: the residual's jit compiles for this batch size
+    best = {"physics": math.inf, "hybrid": math.inf}
+    for _ in range(3):  # interleaved, best of three: both see the same machine load
+        for name, fn in (("physics", physics), ("hybrid", hybrid)):
+            t0 = time.perf_counter()
+            fn()
+            best[name] = min(best[name], time.perf_counter() - t0)
+    sps = {name: b * t / s for name, s in best.items()}
+    out = {
+        "batch_size": b,
+        "control_steps": t,
+        "substeps": k,
+        "physics_steps_per_s": sps["physics"],
+        "hybrid_steps_per_s": sps["hybrid"],
+        "ratio": sps["hybrid"] / sps["physics"],
+        "residual": {"kind": residual.config.kind, "hidden": list(residual.config.hidden)},
+    }
+    say(
+        f"{scene.name}: throughput B={b}: physics {sps['physics']:,.0f} steps/s, hybrid "
+        f"{sps['hybrid']:,.0f} steps/s, ratio {out['ratio']:.2f}"
+    )
+    return out
+
+
+def data_multiplier(
+    results: dict, budgets: list[int], neural_budgets: list[int], ref: int, h: int
+) -> dict[str, Any]:
+    """How many more trajectories ``neural`` needs to match the hybrid at horizon h."""
+    key = str(h)
+
+    def rmse(method, b):
+        return _num(results.get(method, {}).get(str(b), {}).get("rollout_rmse", {}).get(key))
+
+    level = rmse(HYBRID, ref)
+    out: dict[str, Any] = {
+        "horizon": h,
+        "reference_budget": ref,
+        "hybrid_rmse_at_reference": level,
+        "tolerance": MATCH_TOLERANCE,
+    }
+    if math.isnan(level) or "neural" not in results:
+        out.update(value=None, lower_bound=None, text="not measured")
+        return out
+    hyb = [b for b in budgets if rmse(HYBRID, b) <= (1 + MATCH_TOLERANCE) * level]
+    hb = min(hyb) if hyb else ref
+    neural = [b for b in neural_budgets if rmse("neural", b) <= level]
+    out["hybrid_budget"] = hb
+    if neural:
+        nb = min(neural)
+        out.update(neural_budget=nb, value=nb / hb, lower_bound=None, text=f"{nb / hb:.3g}")
+    else:
+        bound = max(neural_budgets) / hb
+        out.update(neural_budget=None, value=None, lower_bound=bound, text=f"> {bound:.3g}")
+    return out
+
+
+def run_scene(name: str, args, work: Path, say) -> dict[str, Any]:
+    import hybridsim as hs
+
+    scene = hs.load_scene(name)
+    rec = record_sets(scene, args, say)
+    sets = rec["sets"]
+    ref = args.ref_budget if args.ref_budget in args.budgets else max(args.budgets)
+    curve_h = sorted(set(args.curve_horizons) | set(args.gap_horizons))
+    out: dict[str, Any] = {
+        "substeps": SCENES[name]["substeps"],
+        "control_dt": sets["train"].control_dt,
+        "sysid_fields": list(SCENES[name]["sysid"]),
+        "data": rec["meta"],
+        "reference_budget": ref,
+        "results": {},
+        "fit_configs": {},
+    }
+    # physics only: nothing to fit, the same at every budget
+    phys = evaluate_model(scene, sets, curve_h)
+    ood_sets = ("ood_action", "ood_payload")
+    ood_h = args.gap_horizons[0]
+    phys_ood = {s: _safe_eval(scene, sets[s], ood_h) for s in ood_sets}
+    say(
+        f"{name}: physics one-step NMSE {phys['one_step_nmse']:.4g}, "
+        + ", ".join(f"RMSE@{h} {phys['rollout_rmse'][str(h)]:.4g}" for h in args.gap_horizons)
+    )
+    models: dict[str, Any] = {}  # method -> (residual, params) at the reference budget
+    for method in args.methods:
+        res_m: dict[str, Any] = {}
+        out["results"][method] = res_m
+        if method == "physics":
+            for b in args.budgets:
+                res_m[str(b)] = {**_slice(phys, args.gap_horizons), "fit_seconds": 0.0}
+            models[method] = (None, None)
+            continue
+        config = fit_config(args, method, name)
+        out["fit_configs"][method] = config_to_json(config)
+        if method == "sysid":
+            budgets = [b for b in args.sysid_budgets if b in args.budgets]
+        elif method == "neural":
+            budgets = args.budgets + args.neural_extra_budgets
+        else:
+            budgets = args.budgets
+        for b in budgets:
+            episodes = sets["train"].subset(np.arange(b))
+            fit_dir = work / name / f"{method}_{b}"
+            if args.rest_trim and uses_mjx(config):
+                episodes = trim_rest(episodes)
+            try:
+                fitted, secs = fit_one(scene, episodes, config, fit_dir, args.fit_timeout, say)
+            except Exception as e:
+                res_m[str(b)] = {"error": repr(e)}
+                say(f"{name}: {method} on {b} traj FAILED: {e!r}")
+                continue
+            residual = fitted.residual
+            params = fitted.sysid or None
+            horizons = curve_h if b == ref else args.gap_horizons
+            ev = evaluate_model(scene, sets, horizons, residual, params)
+            row = {**_slice(ev, args.gap_horizons), "fit_seconds": secs}
+            if "error" in ev:
+                row["error"] = ev["error"]
+            if fitted.log:
+                row["final_val_loss"] = fitted.log[-1].get("val")
+                row["last_step"] = fitted.log[-1].get("step")
+            if fitted.sysid:
+                row["sysid"] = {k: np.asarray(v).tolist() for k, v in fitted.sysid.items()}
+            if b == ref:
+                row["curve"] = ev["rollout_rmse"]
+                models[method] = (residual, params)
+            res_m[str(b)] = row
+            say(
+                f"{name}: {method:6s} {b:3d} traj: fit {secs:5.1f} s, one-step NMSE "
+                f"{row['one_step_nmse']:.4g}, "
+                + ", ".join(
+                    f"RMSE@{h} {row['rollout_rmse'][str(h)]:.4g}" for h in args.gap_horizons
+                )
+            )
+    # gap closure against physics, on the same test set and horizon
+    for res_m in out["results"].values():
+        for row in res_m.values():
+            if "rollout_rmse" in row:
+                row["gap_closure"] = {
+                    str(h): 1.0 - _num(row["rollout_rmse"][str(h)]) / phys["rollout_rmse"][str(h)]
+                    for h in args.gap_horizons
+                }
+    # error against horizon at the reference budget
+    out["horizon_curve"] = {
+        "budget": ref,
+        "horizons": curve_h,
+        "rmse": {
+            m: [_num(phys["rollout_rmse"][str(h)]) for h in curve_h]
+            if m == "physics"
+            else [
+                _num(out["results"][m].get(str(ref), {}).get("curve", {}).get(str(h)))
+                for h in curve_h
+            ]
+            for m in args.methods
+        },
+    }
+    # out of distribution, with the models fitted in distribution
+    ood: dict[str, Any] = {"budget": ref, "horizon": ood_h, "sets": {}}
+    for s in ood_sets:
+        ood["sets"][s] = {}
+        for method, (residual, params) in models.items():
+            if method == "physics":
+                r = phys_ood[s]
+            else:
+                r = _safe_eval(scene, sets[s], ood_h, residual, params)
+            in_dist = _num(
+                out["results"][method].get(str(ref), {}).get("rollout_rmse", {}).get(str(ood_h))
+            )
+            ood["sets"][s][method] = {
+                "rollout_rmse": r["rollout_rmse"],
+                "one_step_nmse": r["one_step_nmse"],
+                "in_distribution_rmse": in_dist,
+                "ratio": r["rollout_rmse"] / in_dist,
+                "gap_closure": 1.0 - r["rollout_rmse"] / phys_ood[s]["rollout_rmse"],
+            }
+    out["ood"] = ood
+    out["data_multiplier"] = data_multiplier(
+        out["results"],
+        args.budgets,
+        sorted(set(args.budgets) | set(args.neural_extra_budgets)),
+        ref,
+        ood_h,
+    )
+    if HYBRID in models and models[HYBRID][0] is not None:
+        try:
+            out["throughput"] = measure_throughput(scene, models[HYBRID][0], args, say)
+        except Exception as e:
+            out["throughput"] = {"error": repr(e)}
+    return out
+
+
+def _slice(ev: dict, horizons: list[int]) -> dict[str, Any]:
+    return {
+        "one_step_nmse": ev["one_step_nmse"],
+        "rollout_rmse": {str(h): ev["rollout_rmse"][str(h)] for h in horizons},
+    }
+
+
+# ------------------------------------------------------------------------------------------
+# Targets, tables, plot
+# ------------------------------------------------------------------------------------------
+
+
+def evaluate_targets(scenes: dict[str, dict]) -> list[dict[str, Any]]:
+    """One entry per scene and target: status PASS / FAIL / INCONCLUSIVE / NOT RUN."""
+    out = []
+
+    def add(scene, target, value, ok, detail):
+        status = "NOT RUN" if ok is None else ("PASS" if ok else "FAIL")
+        if ok == "inconclusive":
+            status = "INCONCLUSIVE"
+        out.append(
+            {"scene": scene, "target": target, "value": value, "status": status, "detail": detail}
+        )
+
+    for name, sc in scenes.items():
+        ref = sc["reference_budget"]
+        res = sc["results"]
+        h = sc["ood"]["horizon"]
+        hyb = res.get(HYBRID, {}).get(str(ref), {})
+        gap = _num(hyb.get("gap_closure", {}).get(str(h)))
+        add(
+            name,
+            f"gap closure >= {GAP_TARGET:.0%} at H={h} ({HYBRID}, {ref} traj)",
+            gap,
+            None if math.isnan(gap) else gap >= GAP_TARGET,
+            f"{gap:.3f}"
+            + (
+                f" (H=200: {_num(hyb['gap_closure'].get('200')):.3f})"
+                if "200" in hyb.get("gap_closure", {})
+                else ""
+            ),
+        )
+        sys_rmse = _num(res.get("sysid", {}).get(str(ref), {}).get("rollout_rmse", {}).get(str(h)))
+        hyb_rmse = _num(hyb.get("rollout_rmse", {}).get(str(h)))
+        red = 1.0 - hyb_rmse / sys_rmse
+        add(
+            name,
+            f"error >= {SYSID_REDUCTION_TARGET:.0%} below sysid alone at H={h} ({ref} traj)",
+            red,
+            None if math.isnan(red) else red >= SYSID_REDUCTION_TARGET,
+            f"{red:.3f} (hybrid {hyb_rmse:.4g} vs sysid {sys_rmse:.4g})",
+        )
+        dm = sc["data_multiplier"]
+        if dm.get("value") is not None:
+            ok: Any = dm["value"] >= MULTIPLIER_TARGET
+        elif dm.get("lower_bound") is not None:
+            ok = True if dm["lower_bound"] >= MULTIPLIER_TARGET else "inconclusive"
+        else:
+            ok = None
+        add(
+            name,
+            f"pure neural needs >= {MULTIPLIER_TARGET:g}x the data to match the hybrid",
+            dm.get("value") if dm.get("value") is not None else dm.get("lower_bound"),
+            ok,
+            f"{dm['text']} (hybrid level RMSE@{h} {_num(dm['hybrid_rmse_at_reference']):.4g}, "
+            f"reached by the hybrid at {dm.get('hybrid_budget')} traj, by neural at "
+            f"{dm.get('neural_budget')} traj)",
+        )
+        for s, label in (("ood_action", "actions 1.5x"), ("ood_payload", "payload +50%")):
+            o = sc["ood"]["sets"].get(s, {}).get(HYBRID, {})
+            ratio = _num(o.get("ratio"))
+            phys_ratio = _num(sc["ood"]["sets"].get(s, {}).get("physics", {}).get("ratio"))
+            add(
+                name,
+                f"hybrid {label} error <= {OOD_RATIO_TARGET:g}x in-distribution (H={h})",
+                ratio,
+                None if math.isnan(ratio) else ratio <= OOD_RATIO_TARGET,
+                f"{ratio:.3f} (physics only: {phys_ratio:.3f}; OOD gap closure "
+                f"{_num(o.get('gap_closure')):.3f})",
+            )
+        tp = sc.get("throughput", {})
+        ratio = _num(tp.get("ratio"))
+        add(
+            name,
+            f"hybrid throughput >= {THROUGHPUT_TARGET:g}x physics only "
+            f"(c, B={tp.get('batch_size', '?')})",
+            ratio,
+            None if math.isnan(ratio) else ratio >= THROUGHPUT_TARGET,
+            f"{ratio:.3f} ({_num(tp.get('hybrid_steps_per_s')):,.0f} vs "
+            f"{_num(tp.get('physics_steps_per_s')):,.0f} steps/s)",
+        )
+    return out
+
+
+def _f(x: Any, fmt: str = ".4g") -> str:
+    v = _num(x)
+    return "-" if math.isnan(v) else format(v, fmt)
+
+
+def format_tables(sc_name: str, sc: dict, args) -> str:
+    lines = []
+    hs_ = args.gap_horizons
+    d = sc["data"]["test"]
+    lines.append(
+        f"== {sc_name}: substeps {sc['substeps']}, control_dt {sc['control_dt']:g} s; test "
+        f"{d['episodes']} x {d['steps']} steps; effects {d['effects']} =="
+    )
+    head = f"{'method':8s} {'traj':>5s} {'1-step NMSE':>11s}"
+    for h in hs_:
+        head += f" {'RMSE@' + str(h):>10s} {'gap@' + str(h):>8s}"
+    head += f" {'fit s':>7s}"
+    lines.append(head)
+    for method, res_m in sc["results"].items():
+        for b, row in res_m.items():
+            if method == "physics" and b != str(min(args.budgets)):
+                continue
+            line = f"{method:8s} {('-' if method == 'physics' else b):>5s}"
+            line += f" {_f(row.get('one_step_nmse')):>11s}"
+            for h in hs_:
+                line += f" {_f(row.get('rollout_rmse', {}).get(str(h))):>10s}"
+                line += f" {_f(row.get('gap_closure', {}).get(str(h)), '.3f'):>8s}"
+            line += f" {_f(row.get('fit_seconds'), '.1f'):>7s}"
+            if "error" in row:
+                line += f"  ERROR {row['error'][:80]}"
+            lines.append(line)
+    cur = sc["horizon_curve"]
+    lines.append("")
+    lines.append(f"open-loop qpos RMSE against horizon ({cur['budget']} traj):")
+    lines.append(f"{'method':8s}" + "".join(f" {'H=' + str(h):>9s}" for h in cur["horizons"]))
+    for m, vals in cur["rmse"].items():
+        lines.append(f"{m:8s}" + "".join(f" {_f(v):>9s}" for v in vals))
+    ood = sc["ood"]
+    lines.append("")
+    lines.append(
+        f"out of distribution, RMSE@{ood['horizon']} ({ood['budget']} traj, ratio to in-dist):"
+    )
+    cols = ("in-dist", "act 1.5x", "ratio", "payload", "ratio")
+    lines.append(f"{'method':8s}" + "".join(f" {c:>{6 if c == 'ratio' else 9}s}" for c in cols))
+    methods = list(next(iter(ood["sets"].values()), {}).keys()) if ood["sets"] else []
+    for m in methods:
+        a = ood["sets"]["ood_action"][m]
+        p = ood["sets"]["ood_payload"][m]
+        lines.append(
+            f"{m:8s} {_f(a['in_distribution_rmse']):>9s} {_f(a['rollout_rmse']):>9s} "
+            f"{_f(a['ratio'], '.2f'):>6s} {_f(p['rollout_rmse']):>9s} {_f(p['ratio'], '.2f'):>6s}"
+        )
+    dm = sc["data_multiplier"]
+    lines.append("")
+    lines.append(
+        f"data multiplier (neural vs {HYBRID}, RMSE@{dm['horizon']}): {dm['text']} "
+        f"(hybrid level {_f(dm['hybrid_rmse_at_reference'])} at {dm['reference_budget']} traj, "
+        f"reached at {dm.get('hybrid_budget')} traj; neural reaches it at "
+        f"{dm.get('neural_budget')} traj)"
+    )
+    tp = sc.get("throughput")
+    if tp and "ratio" in tp:
+        lines.append(
+            f"throughput (c, B={tp['batch_size']}, {tp['control_steps']} control steps): physics "
+            f"{tp['physics_steps_per_s']:,.0f} steps/s, hybrid {tp['hybrid_steps_per_s']:,.0f} "
+            f"steps/s, ratio {tp['ratio']:.3f}"
+        )
+    elif tp:
+        lines.append(f"throughput: {tp.get('error')}")
+    return "\n".join(lines)
+
+
+def plot(scenes: dict[str, dict], path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = max(1, len(scenes))
+    fig, axes = plt.subplots(1, n, figsize=(4.6 * n, 3.8), squeeze=False)
+    styles = {"physics": "k-", "sysid": "k--", "force": "C0-o", "state": "C1-s", "neural": "C3-^"}
+    for ax, (name, sc) in zip(axes[0], scenes.items(), strict=False):
+        cur = sc["horizon_curve"]
+        for m, vals in cur["rmse"].items():
+            v = np.array([_num(x) for x in vals])
+            ok = np.isfinite(v) & (v > 0)
+            if ok.any():
+                h = np.asarray(cur["horizons"])[ok]
+                ax.plot(h, v[ok], styles.get(m, "-"), label=m, markersize=3)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("horizon H (control steps)")
+        ax.set_ylabel("qpos RMSE at step H")
+        ax.set_title(f"{name} ({cur['budget']} training traj)")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=110)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    finally:
+        plt.close(fig)
+    return path
+
+
+# ------------------------------------------------------------------------------------------
+# Main
+# ------------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] == _WORKER_FLAG:
+        return fit_worker(argv[1], argv[2])
+    args = parse_args(argv)
+    say = Clock()
+    import hybridsim as hs
+
+    hs.enable_compilation_cache()
+    settings = {
+        k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k != "quick"
+    }
+    meta = {
+        "script": "benchmarks/residual_fidelity.py",
+        "argv": argv,
+        "quick": args.quick,
+        "settings": settings,
+        "hybrid": HYBRID,
+        "targets_thresholds": {
+            "gap_closure": GAP_TARGET,
+            "sysid_reduction": SYSID_REDUCTION_TARGET,
+            "data_multiplier": MULTIPLIER_TARGET,
+            "ood_ratio": OOD_RATIO_TARGET,
+            "throughput_ratio": THROUGHPUT_TARGET,
+            "match_tolerance": MATCH_TOLERANCE,
+        },
+        "platform": {
+            "python": platform.python_version(),
+            "machine": platform.machine(),
+            "cpu_count": os.cpu_count(),
+            "jax_platforms": os.environ.get("JAX_PLATFORMS"),
+        },
+    }
+    n_fits = sum(
+        len(args.sysid_budgets if m == "sysid" else args.budgets)
+        for m in args.methods
+        if m != "physics"
+    ) + len(args.neural_extra_budgets)
+    say(
+        f"scenes {args.scenes}, budgets {args.budgets}, methods {args.methods}: "
+        f"{n_fits} fits per scene"
+    )
+    json_path = args.out_dir / JSON_NAME
+    scenes: dict[str, dict] = {}
+    with tempfile.TemporaryDirectory(prefix="residual_fidelity_") as work:
+        for name in args.scenes:
+            t0 = time.perf_counter()
+            scenes[name] = run_scene(name, args, Path(work), say)
+            scenes[name]["seconds"] = time.perf_counter() - t0
+            say(f"{name}: done in {scenes[name]['seconds']:.0f} s")
+            write_json_atomic(
+                json_path,
+                {
+                    **meta,
+                    "complete": False,
+                    "wall_seconds": time.perf_counter() - say.start,
+                    "scenes": scenes,
+                },
+            )
+    targets = evaluate_targets(scenes)
+    png = plot(scenes, args.out_dir / PNG_NAME)
+    wall = time.perf_counter() - say.start
+    write_json_atomic(
+        json_path,
+        {**meta, "complete": True, "wall_seconds": wall, "scenes": scenes, "targets": targets},
+    )
+    for name, sc in scenes.items():
+        print(format_tables(name, sc, args))
+        print()
+    for t in targets:
+        print(f"{t['status']:12s} {t['scene']:8s} {t['target']}: {t['detail']}")
+    print(f"\nwall time {wall:.1f} s")
+    print(f"wrote {json_path} and {png}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
