@@ -66,6 +66,16 @@ def test_run_throughput_substeps():
     assert row["control_steps"] == 3 and row["substeps"] == 2
 
 
+def test_run_throughput_min_seconds_adds_calls():
+    (row,) = bench.run_throughput(
+        ["arm2"], ["c"], [1], steps=5, repeats=2, min_seconds=1e9, max_repeats=4
+    )
+    _check_row(row, batch_size=1)
+    assert row["repeats"] == 4  # min_seconds never reached: capped by max_repeats
+    (row,) = bench.run_throughput(["arm2"], ["c"], [1], steps=5, repeats=2)
+    assert row["repeats"] == 2
+
+
 def test_run_throughput_rejects_bad_steps():
     with pytest.raises(ValueError, match="multiple of substeps"):
         bench.run_throughput(["arm2"], ["c"], [1], steps=5, substeps=2, repeats=1)

@@ -11,8 +11,9 @@ same controls:
   qpos, qvel, act, time and sensordata after every control step (what hybridsim returns).
 
 Each side gets one warm-up call (its wall time, minus the best warm call, is the compile
-time on the JAX backends), then ``repeats`` timed calls, interleaved hybridsim/raw so that
-load from other processes hits both alike; the best call counts. Clocks stop only after
+time on the JAX backends), then ``repeats`` timed calls (more with ``min_seconds``),
+interleaved hybridsim/raw so that load from other processes hits both alike; the best call
+counts. Clocks stop only after
 ``jax.block_until_ready``.
 
 Used by ``hybridsim bench`` and by ``benchmarks/throughput.py``.
@@ -168,6 +169,8 @@ def _measure(
     repeats: int,
     seed: int,
     progress: Callable[[str], None],
+    min_seconds: float = 0.0,
+    max_repeats: int = 0,
 ) -> dict[str, Any]:
     import hybridsim as hs
 
@@ -201,10 +204,19 @@ def _measure(
     hs_first = _timed(hs_call)
     raw_first = _timed(raw)
     hs_times, raw_times = [], []
-    progress(f"{label}: {repeats} timed call(s) each")
-    for _ in range(repeats):
+    progress(
+        f"{label}: {repeats}+ timed call(s) each"
+        if min_seconds
+        else f"{label}: {repeats} timed call(s) each"
+    )
+    limit = max(repeats, max_repeats)
+    while len(hs_times) < limit:
         hs_times.append(_timed(hs_call))
         raw_times.append(_timed(raw))
+        # Past the minimum, keep going while both sides have had less than min_seconds
+        # of timed calls: more chances of a quiet moment on a busy machine.
+        if len(hs_times) >= repeats and min(sum(hs_times), sum(raw_times)) >= min_seconds:
+            break
     hs_s, raw_s = min(hs_times), min(raw_times)
     work = steps * batch_size
     hs_sps, raw_sps = work / hs_s, work / raw_s
@@ -218,7 +230,7 @@ def _measure(
         "control_steps": control_steps,
         "substeps": substeps,
         "timestep": dt,
-        "repeats": repeats,
+        "repeats": len(hs_times),
         "hs_seconds": hs_s,
         "raw_seconds": raw_s,
         "hs_sps": hs_sps,
@@ -250,6 +262,8 @@ def run_throughput(
     progress: Callable[[str], None] | None = None,
     *,
     seed: int = 0,
+    min_seconds: float = 0.0,
+    max_repeats: int = 20,
 ) -> list[dict]:
     """Measures hybridsim's rollout and the raw library for every (scene, backend, B).
 
@@ -263,9 +277,14 @@ def run_throughput(
       repeats: timed calls per side after one warm-up call; the fastest counts.
       progress: called with a one-line message before and after each measurement.
       seed: seed of the uniform random controls.
+      min_seconds: after ``repeats`` calls, keep calling (up to ``max_repeats`` per
+        side) until each side has ``min_seconds`` of timed calls. Default 0: exactly
+        ``repeats`` calls.
+      max_repeats: cap on the timed calls per side when ``min_seconds`` asks for more.
 
     Returns:
-      One dict per (scene, backend, B), keys ``ROW_KEYS``:
+      One dict per (scene, backend, B), keys ``ROW_KEYS`` (``repeats``: timed calls
+      made per side):
       ``hs_sps``/``raw_sps`` physics steps x worlds per wall second (best call);
       ``overhead`` = raw_sps / hs_sps - 1 (a fraction; > 0 means hybridsim is slower);
       ``rtf``/``raw_rtf`` simulated seconds x B per wall second;
@@ -282,7 +301,16 @@ def run_throughput(
             for bsz in batch_sizes:
                 rows.append(
                     _measure(
-                        scene, backend, int(bsz), int(steps), int(substeps), int(repeats), seed, say
+                        scene,
+                        backend,
+                        int(bsz),
+                        int(steps),
+                        int(substeps),
+                        int(repeats),
+                        seed,
+                        say,
+                        min_seconds=float(min_seconds),
+                        max_repeats=int(max_repeats) if min_seconds > 0 else 0,
                     )
                 )
     return rows
