@@ -97,10 +97,15 @@ def rollout(
     """
     bsz, horizon, _ = ctrl.shape
     status = status.astype(np.int32).copy()
-    finite_u = np.isfinite(ctrl).all(axis=2)  # (B, T)
-    bad_u = ~finite_u.all(axis=1)
-    first_bad_u = np.where(bad_u, np.argmin(finite_u, axis=1), horizon)
-    safe_ctrl = np.where(np.isfinite(ctrl), ctrl, 0.0)
+    if np.isfinite(ctrl).all():  # the common case: no copy, no per-world work
+        bad_u = np.zeros(bsz, bool)
+        first_bad_u = np.full(bsz, horizon)
+        safe_ctrl = ctrl
+    else:
+        finite_u = np.isfinite(ctrl).all(axis=2)  # (B, T)
+        bad_u = ~finite_u.all(axis=1)
+        first_bad_u = np.where(bad_u, np.argmin(finite_u, axis=1), horizon)
+        safe_ctrl = np.where(np.isfinite(ctrl), ctrl, 0.0)
     x0 = rt.pack(qpos, qvel, act, time)
     nstep = horizon * substeps
     spec = mujoco.mjtState.mjSTATE_CTRL
@@ -136,13 +141,26 @@ def rollout(
     tm = rt.unpack(x, "TIME")
     # A step t is bad when its end state is non-finite or too fast, or when MuJoCo reset
     # the world itself (mjWARN_BADQACC resets data, which shows as time going back).
-    finite = np.isfinite(qp).all(axis=2) & np.isfinite(qv).all(axis=2) & np.isfinite(ac).all(axis=2)
+    # One whole-array check first; the per-world search only runs when something is off.
     with np.errstate(invalid="ignore"):
-        fast = np.abs(np.nan_to_num(qv, nan=0.0)).max(axis=2, initial=0.0) > max_qvel
-        went_back = np.diff(tm, axis=1) <= 0
-    bad_step = (~finite[:, 1:]) | fast[:, 1:] | went_back  # (B, T)
-    diverged = bad_step.any(axis=1)
-    first_div = np.where(diverged, np.argmax(bad_step, axis=1), horizon)
+        healthy = (
+            np.isfinite(x).all()
+            and bool((np.abs(qv) <= max_qvel).all())
+            and bool((np.diff(tm, axis=1) > 0).all())
+        )
+    if healthy:
+        diverged = np.zeros(bsz, bool)
+        first_div = np.full(bsz, horizon)
+    else:
+        finite = (
+            np.isfinite(qp).all(axis=2) & np.isfinite(qv).all(axis=2) & np.isfinite(ac).all(axis=2)
+        )
+        with np.errstate(invalid="ignore"):
+            fast = np.abs(np.nan_to_num(qv, nan=0.0)).max(axis=2, initial=0.0) > max_qvel
+            went_back = np.diff(tm, axis=1) <= 0
+        bad_step = (~finite[:, 1:]) | fast[:, 1:] | went_back  # (B, T)
+        diverged = bad_step.any(axis=1)
+        first_div = np.where(diverged, np.argmax(bad_step, axis=1), horizon)
     # Step index from which each world is held: already flagged worlds from 0.
     hold_from = np.minimum(first_bad_u, first_div)
     hold_from = np.where(status != 0, 0, hold_from)
