@@ -243,7 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--height", type=int, default=120)
     p.add_argument("--out", default="hybridsim_out/demo", help="output folder")
     p.add_argument(
-        "--residual-scene", default="pusher", help="scene of the residual part (default pusher)"
+        "--residual-scene", default="arm2", help="scene of the residual part (default arm2)"
     )
     p.add_argument("--no-residual", action="store_true", help="skip the reality + residual part")
     p.set_defaults(func=cmd_demo)
