@@ -11,6 +11,7 @@ The physics core::
 from hybridsim._src.errors import (
     BackendError,
     DataFileError,
+    FitError,
     HybridsimError,
     SceneError,
     ShapeError,
@@ -38,6 +39,7 @@ __all__ = [
     "PER_WORLD_FIELDS",
     "BackendError",
     "DataFileError",
+    "FitError",
     "HybridsimError",
     "Scene",
     "SceneError",

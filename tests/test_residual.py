@@ -205,3 +205,11 @@ def test_eval_rejects_a_model_for_another_scene(tmp_path, arm2_data):
     )
     with pytest.raises(hs.DataFileError, match="fitted for nq=2"):
         residual.load_fitted(tmp_path / "run", hs.load_scene("pusher"))
+
+
+def test_identifying_a_field_that_is_zero_in_the_scene_is_refused(arm2_data, tmp_path):
+    scene, train, _ = arm2_data
+    assert not scene.mj_model.dof_frictionloss.any()
+    config = residual.FitConfig(sysid=("dof_frictionloss",), sysid_only=True)
+    with pytest.raises(hs.ShapeError, match="dof_frictionloss"):
+        residual.fit(scene, train, config, tmp_path / "run")

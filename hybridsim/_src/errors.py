@@ -21,3 +21,7 @@ class BackendError(HybridsimError, RuntimeError):
 
 class DataFileError(HybridsimError, ValueError):
     """A data file (controls, trajectories) is missing, corrupt or malformed."""
+
+
+class FitError(HybridsimError, RuntimeError):
+    """Fitting could not produce a usable model (e.g. the gradients were not finite)."""

@@ -26,7 +26,7 @@ import numpy as np
 import optax
 from flax import serialization
 
-from hybridsim._src.errors import DataFileError, ShapeError
+from hybridsim._src.errors import DataFileError, FitError, ShapeError
 from hybridsim._src.io import atomic_path
 from hybridsim._src.params import PER_WORLD_FIELDS
 from hybridsim._src.residual import data as rdata
@@ -171,6 +171,12 @@ def fit(
     fingerprint = _fingerprint(config, episodes)
 
     res = init_residual(scene, rc, episodes.control_dt)
+    zero = [k for k in config.sysid if not np.any(getattr(scene.mj_model, k))]
+    if zero:
+        raise ShapeError(
+            f"cannot identify {zero}: the scene's nominal value is zero everywhere, and "
+            "identification fits a scale of it"
+        )
     theta = {k: jnp.zeros(np.shape(getattr(scene.mj_model, k))) for k in config.sysid}
     # ---- normalisation and one-step data (physics targets on MuJoCo C) -------------
     hist_tr = rdata.histories(train, rc.history)[:, :-1]
@@ -210,9 +216,14 @@ def fit(
         max(2, total),
         0.05 * config.learning_rate,
     )
-    opt = optax.chain(
-        optax.clip_by_global_norm(config.clip_norm),
-        optax.adamw(schedule, weight_decay=config.weight_decay),
+    # A step whose gradient is not finite (MJX can give NaN gradients at some contact
+    # states) is skipped rather than applied; ten in a row end the fit with an error.
+    opt = optax.apply_if_finite(
+        optax.chain(
+            optax.clip_by_global_norm(config.clip_norm),
+            optax.adamw(schedule, weight_decay=config.weight_decay),
+        ),
+        max_consecutive_errors=10,
     )
     trainable = {"net": res.params, "theta": theta}
     run = _Run(trainable, opt.init(trainable), "one_step", best_params=trainable)
@@ -248,6 +259,11 @@ def fit(
             return False
         log.append({"phase": run.phase, "step": run.step, "train": loss, "val": val})
         say(f"{run.phase.replace('_', '-')} {run.step}/{total}: train {loss:.4g} val {val:.4g}")
+        if not np.isfinite(val):
+            raise FitError(
+                f"{run.phase} validation loss became {val} at step {run.step}; the gradients "
+                "or the data are not finite"
+            )
         if val < run.best:
             run.best, run.best_params, run.bad_evals = val, run.trainable, 0
         else:
@@ -306,6 +322,8 @@ def fit(
             run.phase = "multi_step"
         _multi_step(scene, res, train, val, config, substeps, opt, run, track, do_residual, say)
     trainable = run.best_params
+    if not all(bool(np.all(np.isfinite(x))) for x in jax.tree.leaves(trainable)):
+        raise FitError("the fitted parameters are not finite; nothing was written")
     residual = res.replace(params=trainable["net"]) if do_residual else None
     fitted = Fitted(
         residual=residual,
