@@ -291,29 +291,39 @@ def rollout(model: SimModel, state: SimState, ctrl: Any) -> Trajectory:
             model.max_qvel,
         )
     else:
-        from hybridsim._src.backends import mjx as mjx_backend
-
-        if _under_grad((state, ctrl)) and not model.differentiable:
-            raise BackendError(
-                f"this {model.backend!r} model was not built for gradients; use "
-                "make_model(..., backend='mjx', differentiable=True)"
-            )
-        ctrl = _put(model, ctrl)
-        out = mjx_backend.rollout(
-            model.device_model,
-            model.params,
-            state.qpos,
-            state.qvel,
-            state.act,
-            state.time,
-            state.status,
-            ctrl,
-            scene=model.scene,
-            impl="jax" if model.backend == "mjx" else "warp",
-            substeps=model.substeps,
-            max_qvel=model.max_qvel,
-        )
+        ctrl, out = run_jax_backend(model, state, ctrl)
     return to_trajectory(model, out, ctrl)
+
+
+def run_jax_backend(
+    model: SimModel, state: SimState, ctrl: Any, grad_args: Any = None, **hook: Any
+) -> tuple[Any, dict[str, Any]]:
+    """Runs ``mjx``/``warp``: checks gradients are allowed, places ``ctrl``, calls the
+    backend (with an optional ``hook``, ``aux``, ``hook_carry``); returns (ctrl, outputs)."""
+    from hybridsim._src.backends import mjx as mjx_backend
+
+    if _under_grad((state, ctrl, grad_args)) and not model.differentiable:
+        raise BackendError(
+            f"this {model.backend!r} model was not built for gradients; use "
+            "make_model(..., backend='mjx', differentiable=True)"
+        )
+    ctrl = _put(model, ctrl)
+    out = mjx_backend.rollout(
+        model.device_model,
+        model.params,
+        state.qpos,
+        state.qvel,
+        state.act,
+        state.time,
+        state.status,
+        ctrl,
+        scene=model.scene,
+        impl="jax" if model.backend == "mjx" else "warp",
+        substeps=model.substeps,
+        max_qvel=model.max_qvel,
+        **hook,
+    )
+    return ctrl, out
 
 
 def to_trajectory(model: SimModel, out: dict[str, Any], ctrl: Any) -> Trajectory:

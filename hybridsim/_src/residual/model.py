@@ -24,7 +24,7 @@ import numpy as np
 from flax import nnx
 
 from hybridsim._src.dataclasses import pytree_dataclass, static_field
-from hybridsim._src.errors import BackendError, ShapeError
+from hybridsim._src.errors import ShapeError
 from hybridsim._src.residual.kinematics import integrate_pos, joint_layout
 from hybridsim._src.residual.net import EnsembleMLP
 from hybridsim._src.scene import Scene
@@ -198,9 +198,9 @@ class HybridResult:
 def hybrid_rollout(model, res: Residual, state, ctrl, history=None) -> HybridResult:
     """Rolls out physics plus residual; ``ctrl (B, T, nu)``.
 
-    On ``mjx`` this is one jitted program and differentiable in the residual's
-    parameters, the controls and the state. On ``c`` and ``warp`` the residual runs as
-    batched inference between physics calls, without gradients.
+    On ``mjx`` and ``warp`` the residual runs inside the one jitted program (on ``mjx`` it
+    is differentiable in the residual's parameters, the controls and the state). On ``c``
+    it runs as batched inference between MuJoCo C calls, without gradients.
     """
     from hybridsim._src import sim
 
@@ -213,32 +213,16 @@ def hybrid_rollout(model, res: Residual, state, ctrl, history=None) -> HybridRes
     if history is None:
         history = initial_history(res, qpos, qvel)
     if model.backend in ("mjx", "warp"):
-        from hybridsim._src.backends import mjx as mjx_backend
-
-        if sim._under_grad((state, ctrl, res)) and not model.differentiable:
-            raise BackendError(
-                "this model was not built for gradients; use make_model(..., backend='mjx', "
-                "differentiable=True)"
-            )
-        ctrl = sim._put(model, ctrl)
         carry = (
-            jnp.asarray(history, ctrl.dtype),
-            jnp.zeros(bsz, ctrl.dtype),
+            jnp.asarray(history, jnp.result_type(float)),
+            jnp.zeros(bsz, jnp.result_type(float)),
             jnp.zeros(bsz, jnp.int32),
         )
-        out = mjx_backend.rollout(
-            model.device_model,
-            model.params,
-            state.qpos,
-            state.qvel,
-            state.act,
-            state.time,
-            state.status,
+        ctrl, out = sim.run_jax_backend(
+            model,
+            state,
             ctrl,
-            scene=model.scene,
-            impl="jax" if model.backend == "mjx" else "warp",
-            substeps=model.substeps,
-            max_qvel=model.max_qvel,
+            grad_args=res,
             hook=_Hook(res.config.kind),
             aux=res,
             hook_carry=carry,
