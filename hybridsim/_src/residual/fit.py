@@ -279,18 +279,30 @@ def fit(
         xt, yt = jnp.asarray(x_tr, jnp.float32), jnp.asarray(y_tr, jnp.float32)
         xv, yv = jnp.asarray(x_va, jnp.float32), jnp.asarray(y_va, jnp.float32)
 
-        def loss_fn(tr, x, y):
-            pred = apply(res.replace(params=tr["net"]), x)  # (E, n, O)
-            scale = jnp.where(res.output_scale > 0, res.output_scale, 1.0)
+        # Data and normalisation go in as arguments, not constants, so a fit on other data
+        # of the same shapes reuses the compiled program (persistent cache).
+        norm = (res.feature_mean, res.feature_std, res.output_scale)
+
+        def loss_fn(tr, norm, x, y):
+            fmean, fstd, oscale = norm
+            r = res.replace(
+                params=tr["net"], feature_mean=fmean, feature_std=fstd, output_scale=oscale
+            )
+            pred = apply(r, x)  # (E, n, O)
+            scale = jnp.where(oscale > 0, oscale, 1.0)
             return jnp.mean(((pred - y) / scale) ** 2)
 
         @jax.jit
-        def update(tr, os_, idx):
-            loss, g = jax.value_and_grad(loss_fn)(tr, xt[idx], yt[idx])
+        def update(tr, os_, norm, xt, yt, idx):
+            loss, g = jax.value_and_grad(loss_fn)(tr, norm, xt[idx], yt[idx])
             upd, os_ = opt.update(g, os_, tr)
             return optax.apply_updates(tr, upd), os_, loss
 
-        val_loss = jax.jit(lambda tr: loss_fn(tr, xv, yv))
+        jit_loss = jax.jit(loss_fn)
+
+        def val_loss(tr):
+            return jit_loss(tr, norm, xv, yv)
+
         key = np.random.default_rng(config.seed + 1)
         bs = min(config.batch_size, len(x_tr))
         start = run.step
@@ -299,7 +311,7 @@ def fit(
             if it < start:
                 continue
             run.trainable, run.opt_state, loss = update(
-                run.trainable, run.opt_state, jnp.asarray(idx)
+                run.trainable, run.opt_state, norm, xt, yt, jnp.asarray(idx)
             )
             run.step = it + 1
             if run.step % config.eval_every == 0 or run.step == config.one_step_iters:
@@ -365,7 +377,10 @@ def _multi_step(scene, res, train, val, config, substeps, opt, run, track, do_re
     vscale = jnp.asarray(np.maximum(train.qvel.std((0, 1)), 1e-3), jnp.float32)
     base = sim.make_model(scene, nb, backend="mjx", substeps=substeps, differentiable=True)
 
-    def loss_fn(tr, q0, v0, hist, u, qt, vt):
+    norm = (qscale, vscale, res.feature_mean, res.feature_std, res.output_scale)
+
+    def loss_fn(tr, norm, q0, v0, hist, u, qt, vt):
+        qscale, vscale, fmean, fstd, oscale = norm
         fields = {
             k: jnp.broadcast_to(v, (nb, *v.shape))
             for k, v in sysid_values(scene, tr["theta"]).items()
@@ -373,7 +388,9 @@ def _multi_step(scene, res, train, val, config, substeps, opt, run, track, do_re
         model = base.replace(params=fields) if fields else base
         state = sim.init(model).replace(qpos=q0, qvel=v0)
         if do_residual:
-            r = res.replace(params=tr["net"])
+            r = res.replace(
+                params=tr["net"], feature_mean=fmean, feature_std=fstd, output_scale=oscale
+            )
             traj = hybrid_rollout(model, r, state, u, history=hist).traj
         else:
             traj = sim.rollout(model, state, u)
@@ -382,8 +399,8 @@ def _multi_step(scene, res, train, val, config, substeps, opt, run, track, do_re
         return jnp.mean(eq**2) + 0.1 * jnp.mean(ev**2)
 
     @jax.jit
-    def update(tr, os_, *batch):
-        loss, g = jax.value_and_grad(loss_fn)(tr, *batch)
+    def update(tr, os_, norm, *batch):
+        loss, g = jax.value_and_grad(loss_fn)(tr, norm, *batch)
         upd, os_ = opt.update(g, os_, tr)
         return optax.apply_updates(tr, upd), os_, loss
 
@@ -398,11 +415,14 @@ def _multi_step(scene, res, train, val, config, substeps, opt, run, track, do_re
         if it < start:
             continue
         batch = [jnp.asarray(a[idx], jnp.float32) for a in wtr]
-        run.trainable, run.opt_state, loss = update(run.trainable, run.opt_state, *batch)
+        run.trainable, run.opt_state, loss = update(run.trainable, run.opt_state, norm, *batch)
         run.step = it + 1
         if run.step % every == 0 or run.step == config.multi_step_iters:
             if track(
-                float(loss), float(val_loss(run.trainable, *vbatch)), config.multi_step_iters, every
+                float(loss),
+                float(val_loss(run.trainable, norm, *vbatch)),
+                config.multi_step_iters,
+                every,
             ):
                 break
 
