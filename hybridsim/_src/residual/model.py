@@ -184,15 +184,16 @@ class _Hook:
         return d_after, (hist, unc, n)
 
 
+@dataclasses.dataclass(frozen=True)
 class HybridResult:
     """Trajectory plus per-world ensemble disagreement and the final history."""
 
-    def __init__(self, traj, uncertainty, history):
-        self.traj = traj
-        self.uncertainty = uncertainty
-        """(B,) mean over control steps of the ensemble spread of the residual output."""
-        self.history = history
-        """(B, H, nq+nv+nu) history at the end (continue a rollout from here)."""
+    traj: Any
+    """The Trajectory (same fields as ``hybridsim.rollout``'s)."""
+    uncertainty: Any
+    """(B,) mean over control steps of the ensemble spread of the residual output."""
+    history: Any
+    """(B, H, nq+nv+nu) history at the end (continue a rollout from here)."""
 
 
 def hybrid_rollout(model, res: Residual, state, ctrl, history=None) -> HybridResult:
