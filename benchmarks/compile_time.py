@@ -137,15 +137,9 @@ def format_table(rows: list[dict]) -> str:
                 note,
             )
         )
-    widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(headers)]
+    from hybridsim._src import bench
 
-    def line(cells):
-        return "  ".join(
-            c.ljust(w) if i in (0, 6) else c.rjust(w)
-            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
-        ).rstrip()
-
-    return "\n".join([line(headers), "  ".join("-" * w for w in widths)] + [line(b) for b in body])
+    return bench.aligned_table(headers, body, left={0, 6})
 
 
 def evaluate_targets(rows: list[dict]) -> list[tuple[str, bool | None, str]]:
@@ -224,9 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     print(format_table(rows))
     print()
     targets = evaluate_targets(rows)
-    for name, ok, detail in targets:
-        verdict = "n/a " if ok is None else ("PASS" if ok else "FAIL")
-        print(f"{verdict}  {name}: {detail}")
+    bench.print_targets(targets)
     print(f"\nwall time {wall:.1f} s")
     meta = {
         "script": "benchmarks/compile_time.py",

@@ -285,9 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     print(bench.format_table(rows))
     print()
     targets = evaluate_targets(rows)
-    for name, ok, detail in targets:
-        verdict = "n/a " if ok is None else ("PASS" if ok else "FAIL")
-        print(f"{verdict}  {name}: {detail}")
+    bench.print_targets(targets)
     print(f"\nwall time {wall:.1f} s")
     meta.update(
         complete=True,

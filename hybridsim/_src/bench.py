@@ -387,8 +387,12 @@ def format_table(rows: Sequence[dict]) -> str:
         for r in rows
         if r.get("error")
     ]
+    return "\n".join([aligned_table(headers, body, left={0, 1}), *notes])
+
+
+def aligned_table(headers: Sequence[str], body: Sequence[Sequence[str]], left: set[int]) -> str:
+    """Plain-text table: columns in ``left`` left-aligned, the others right-aligned."""
     widths = [max(len(h), 0, *(len(b[i]) for b in body)) for i, h in enumerate(headers)]
-    left = {0, 1}  # text columns left-aligned, numbers right-aligned
 
     def line(cells):
         return "  ".join(
@@ -396,9 +400,14 @@ def format_table(rows: Sequence[dict]) -> str:
             for i, (c, w) in enumerate(zip(cells, widths, strict=True))
         ).rstrip()
 
-    out = [line(headers), "  ".join("-" * w for w in widths)]
-    out += [line(b) for b in body]
-    return "\n".join(out + notes)
+    return "\n".join([line(headers), "  ".join("-" * w for w in widths), *map(line, body)])
+
+
+def print_targets(targets: Sequence[tuple[str, bool | None, str]]) -> None:
+    """Prints one ``PASS``/``FAIL``/``n/a`` line per (name, ok, detail)."""
+    for name, ok, detail in targets:
+        verdict = "n/a " if ok is None else ("PASS" if ok else "FAIL")
+        print(f"{verdict}  {name}: {detail}")
 
 
 def environment_meta() -> dict[str, Any]:
