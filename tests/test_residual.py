@@ -76,6 +76,29 @@ def test_fit_closes_the_gap_and_round_trips(arm2_data, tmp_path):
     assert not (tmp_path / "run" / "checkpoint.msgpack").exists()
 
 
+def test_fit_keeps_the_zero_residual_when_training_does_not_beat_it(arm2_data, tmp_path):
+    """Early stopping scores the starting point too: a fit whose training only makes the
+    validation loss worse (here a learning rate that makes it diverge) returns the zero residual,
+    which equals plain physics, rather than the least bad of its trained models."""
+    scene, train, test = arm2_data
+    config = residual.FitConfig(
+        residual=residual.ResidualConfig(kind="force", hidden=(64, 64), ensemble=2),
+        one_step_iters=300,
+        multi_step_iters=0,
+        eval_every=100,
+        learning_rate=1e4,
+        seed=0,
+    )
+    fitted = residual.fit(scene, train, config, tmp_path / "run")
+    assert fitted.log[0]["step"] == 0
+    assert all(e["val"] > fitted.log[0]["val"] for e in fitted.log[1:])
+    model = hs.make_model(scene, 2, backend="c", substeps=2)
+    state = hs.init(model)
+    out = residual.hybrid_rollout(model, fitted.residual, state, test.ctrl[:2, :10])
+    plain = hs.rollout(model, state, test.ctrl[:2, :10])
+    np.testing.assert_allclose(out.traj.qpos, plain.qpos, atol=ZERO_RESIDUAL_C_ATOL)
+
+
 def test_interrupted_fit_resumes_to_the_same_result(arm2_data, tmp_path):
     scene, train, _ = arm2_data
     config = residual.FitConfig(

@@ -274,6 +274,15 @@ def fit(
             return True
         return False
 
+    def baseline(val: float) -> None:
+        """Scores the phase's starting point, so that training has to beat it: a phase
+        that never improves on it (a residual that cannot generalise from this data) keeps
+        the start, e.g. the zero residual, which equals plain physics."""
+        log.append({"phase": run.phase, "step": 0, "train": float("nan"), "val": val})
+        say(f"{run.phase.replace('_', '-')} 0: val {val:.4g} (starting point)")
+        if np.isfinite(val):
+            run.best, run.best_params = val, run.trainable
+
     # ---- phase 1: one-step regression -------------------------------------------------
     if do_residual and run.phase == "one_step":
         xt, yt = jnp.asarray(x_tr, jnp.float32), jnp.asarray(y_tr, jnp.float32)
@@ -306,6 +315,8 @@ def fit(
         key = np.random.default_rng(config.seed + 1)
         bs = min(config.batch_size, len(x_tr))
         start = run.step
+        if start == 0:
+            baseline(float(val_loss(run.trainable)))
         for it in range(config.one_step_iters):
             idx = key.integers(0, len(x_tr), bs)  # drawn even when resuming: same stream
             if it < start:
@@ -332,7 +343,9 @@ def fit(
     ):
         if not do_residual:
             run.phase = "multi_step"
-        _multi_step(scene, res, train, val, config, substeps, opt, run, track, do_residual, say)
+        _multi_step(
+            scene, res, train, val, config, substeps, opt, run, track, baseline, do_residual, say
+        )
     trainable = run.best_params
     if not all(bool(np.all(np.isfinite(x))) for x in jax.tree.leaves(trainable)):
         raise FitError("the fitted parameters are not finite; nothing was written")
@@ -347,7 +360,9 @@ def fit(
     return fitted
 
 
-def _multi_step(scene, res, train, val, config, substeps, opt, run, track, do_residual, say):
+def _multi_step(
+    scene, res, train, val, config, substeps, opt, run, track, baseline, do_residual, say
+):
     """Unrolls the hybrid through differentiable MJX; updates ``run`` in place."""
     from hybridsim._src import sim
 
@@ -410,6 +425,8 @@ def _multi_step(scene, res, train, val, config, substeps, opt, run, track, do_re
     vbatch = [jnp.asarray(a[vidx], jnp.float32) for a in wva]
     say(f"multi-step: compiling the {config.horizon}-step unroll through MJX")
     start, every = run.step, max(1, config.eval_every // 4)
+    if start == 0:
+        baseline(float(val_loss(run.trainable, norm, *vbatch)))
     for it in range(config.multi_step_iters):
         idx = rng.choice(len(wtr[0]), nb, replace=False)  # drawn even when resuming
         if it < start:
