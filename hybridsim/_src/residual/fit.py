@@ -8,7 +8,7 @@
    gradient through MJX, alone or jointly with the residual.
 
 AdamW with gradient clipping and a cosine schedule; a validation split with early
-stopping; checkpoints written atomically and resumed after an interruption; deterministic
+stopping; orbax checkpoints written atomically and resumed after an interruption; deterministic
 for a seed.
 """
 
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -136,6 +137,54 @@ def _load(path: Path, template: Any) -> tuple[Any, dict]:
         raise DataFileError(f"{str(path)!r} is missing or corrupt: {e}") from None
 
 
+# Orbax numbers checkpoints by step, increasing; the multi-step phase counts its steps from
+# zero again, so its checkpoints are numbered from this offset.
+_PHASE_OFFSET = {"one_step": 0, "multi_step": 10**9}
+
+
+def _checkpointer(path: Path):
+    import orbax.checkpoint as ocp
+
+    options = ocp.CheckpointManagerOptions(max_to_keep=1, enable_async_checkpointing=False)
+    return ocp, ocp.CheckpointManager(path.absolute(), options=options)
+
+
+def _save_checkpoint(path: Path, arrays: Any, meta: dict) -> None:
+    """An orbax checkpoint of ``arrays`` and ``meta``; orbax writes into a temporary folder
+    and renames it when complete, so an interruption leaves the previous one intact."""
+    ocp, mgr = _checkpointer(path)
+    with mgr:
+        mgr.save(
+            _PHASE_OFFSET[meta["phase"]] + meta["step"],
+            args=ocp.args.Composite(
+                arrays=ocp.args.StandardSave(arrays), meta=ocp.args.JsonSave(meta)
+            ),
+            force=True,
+        )
+
+
+def _load_checkpoint(path: Path, template: Any) -> tuple[Any, dict]:
+    """The latest checkpoint under ``path`` in the structure of ``template``."""
+    ocp, mgr = _checkpointer(path)
+    try:
+        with mgr:
+            step = mgr.latest_step()
+            if step is None:
+                raise ValueError("no complete checkpoint in it")
+            got = mgr.restore(
+                step,
+                args=ocp.args.Composite(
+                    arrays=ocp.args.StandardRestore(template), meta=ocp.args.JsonRestore()
+                ),
+            )
+        return got.arrays, dict(got.meta)
+    except Exception as e:  # orbax raises many types for a damaged folder
+        raise DataFileError(
+            f"checkpoint {str(path)!r} is corrupt ({type(e).__name__}: {e}); delete it to "
+            "start the fit again"
+        ) from None
+
+
 @dataclasses.dataclass
 class _Run:
     """Optimisation state of the current phase, checkpointed as a whole."""
@@ -227,9 +276,9 @@ def fit(
     )
     trainable = {"net": res.params, "theta": theta}
     run = _Run(trainable, opt.init(trainable), "one_step", best_params=trainable)
-    ckpt = out / "checkpoint.msgpack"
+    ckpt = out / "checkpoint"
     if ckpt.exists():
-        arrays, meta = _load(ckpt, (run.trainable, run.opt_state, run.trainable))
+        arrays, meta = _load_checkpoint(ckpt, (run.trainable, run.opt_state, run.trainable))
         if meta.get("fingerprint") == fingerprint:
             run = _Run(
                 *arrays[:2],
@@ -251,7 +300,7 @@ def fit(
             "phase": run.phase,
             "fingerprint": fingerprint,
         }
-        _save(ckpt, (run.trainable, run.opt_state, run.best_params), meta)
+        _save_checkpoint(ckpt, (run.trainable, run.opt_state, run.best_params), meta)
 
     def track(loss: float, val: float, total: int, every: int) -> bool:
         """Logs, checkpoints and returns True when early stopping says stop."""
@@ -356,7 +405,7 @@ def fit(
         log=log,
     )
     save_fitted(out, scene, fitted, config, episodes.control_dt)
-    ckpt.unlink(missing_ok=True)
+    shutil.rmtree(ckpt, ignore_errors=True)
     return fitted
 
 
