@@ -44,7 +44,7 @@ def _fit(args: argparse.Namespace) -> int:
     start = " (the starting point: training did not improve on it)" if vals[:1] == [kept] else ""
     print(
         f"wrote {args.out}: kind {args.kind}, sysid {list(fitted.sysid) or 'none'}, "
-        f"validation loss of the kept model {kept:.4g}{start}"
+        f"validation score of the kept model {kept:.4g}{start}"
     )
     return 0
 

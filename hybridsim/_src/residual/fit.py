@@ -8,8 +8,9 @@
    gradient through MJX, alone or jointly with the residual.
 
 AdamW with gradient clipping and a cosine schedule; a validation split with early
-stopping; orbax checkpoints written atomically and resumed after an interruption; deterministic
-for a seed.
+stopping and model selection on the open-loop error of validation rollouts (the starting
+point, e.g. the zero residual, competes too); orbax checkpoints written atomically and
+resumed after an interruption; deterministic for a seed.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from hybridsim._src.errors import DataFileError, FitError, ShapeError
 from hybridsim._src.io import atomic_path
 from hybridsim._src.params import PER_WORLD_FIELDS
 from hybridsim._src.residual import data as rdata
+from hybridsim._src.residual import evaluate as revaluate
 from hybridsim._src.residual.model import (
     Residual,
     ResidualConfig,
@@ -76,6 +78,10 @@ class FitConfig:
     """MjModel fields to identify (see ``SYSID_FIELDS``); empty: none."""
     sysid_only: bool = False
     """Fit the physical parameters alone, without a residual."""
+    select_horizon: int = 50
+    """Early stopping and the choice of the kept model score open-loop validation
+    rollouts: the qpos RMSE at this many control steps (MuJoCo C, as ``evaluate``; clipped
+    to the episode length). 0: score each phase's own loss on the validation data."""
     seed: int = 0
 
     def __post_init__(self):
@@ -292,6 +298,9 @@ def fit(
         else:
             say(f"ignoring {ckpt}: it belongs to another configuration or data set")
 
+    select_h = min(config.select_horizon, val.steps)
+    val_label = f"val qpos RMSE@{select_h}" if select_h > 0 else "val"
+
     def checkpoint() -> None:
         meta = {
             "step": run.step,
@@ -307,7 +316,10 @@ def fit(
         if run.step % every and run.step != total:
             return False
         log.append({"phase": run.phase, "step": run.step, "train": loss, "val": val})
-        say(f"{run.phase.replace('_', '-')} {run.step}/{total}: train {loss:.4g} val {val:.4g}")
+        say(
+            f"{run.phase.replace('_', '-')} {run.step}/{total}: train {loss:.4g} "
+            f"{val_label} {val:.4g}"
+        )
         if not np.isfinite(val):
             raise FitError(
                 f"{run.phase} validation loss became {val} at step {run.step}; the gradients "
@@ -328,9 +340,17 @@ def fit(
         that never improves on it (a residual that cannot generalise from this data) keeps
         the start, e.g. the zero residual, which equals plain physics."""
         log.append({"phase": run.phase, "step": 0, "train": float("nan"), "val": val})
-        say(f"{run.phase.replace('_', '-')} 0: val {val:.4g} (starting point)")
+        say(f"{run.phase.replace('_', '-')} 0: {val_label} {val:.4g} (starting point)")
         if np.isfinite(val):
             run.best, run.best_params = val, run.trainable
+
+    def select_score(tr: Any) -> float | None:
+        """The validation open-loop error the kept model is chosen by (None: off)."""
+        if select_h < 1:
+            return None
+        r = res.replace(params=tr["net"]) if do_residual else None
+        p = {k: np.asarray(v) for k, v in sysid_values(scene, tr["theta"]).items()}
+        return revaluate.rollout_rmse(scene, val, select_h, r, p or None)
 
     # ---- phase 1: one-step regression -------------------------------------------------
     if do_residual and run.phase == "one_step":
@@ -359,7 +379,8 @@ def fit(
         jit_loss = jax.jit(loss_fn)
 
         def val_loss(tr):
-            return jit_loss(tr, norm, xv, yv)
+            score = select_score(tr)
+            return jit_loss(tr, norm, xv, yv) if score is None else score
 
         key = np.random.default_rng(config.seed + 1)
         bs = min(config.batch_size, len(x_tr))
@@ -393,7 +414,17 @@ def fit(
         if not do_residual:
             run.phase = "multi_step"
         _multi_step(
-            scene, res, train, val, config, substeps, opt, run, track, baseline, do_residual, say
+            scene,
+            res,
+            train,
+            val,
+            config,
+            substeps,
+            opt,
+            run,
+            (track, baseline, select_score),
+            do_residual,
+            say,
         )
     trainable = run.best_params
     if not all(bool(np.all(np.isfinite(x))) for x in jax.tree.leaves(trainable)):
@@ -409,11 +440,11 @@ def fit(
     return fitted
 
 
-def _multi_step(
-    scene, res, train, val, config, substeps, opt, run, track, baseline, do_residual, say
-):
+def _multi_step(scene, res, train, val, config, substeps, opt, run, hooks, do_residual, say):
     """Unrolls the hybrid through differentiable MJX; updates ``run`` in place."""
     from hybridsim._src import sim
+
+    track, baseline, select_score = hooks
 
     h = config.horizon
     rc = config.residual
@@ -468,7 +499,12 @@ def _multi_step(
         upd, os_ = opt.update(g, os_, tr)
         return optax.apply_updates(tr, upd), os_, loss
 
-    val_loss = jax.jit(loss_fn)
+    jit_loss = jax.jit(loss_fn)
+
+    def val_loss(tr, *args):
+        score = select_score(tr)
+        return jit_loss(tr, *args) if score is None else score
+
     rng = np.random.default_rng(config.seed + 2)
     vidx = rng.choice(len(wva[0]), nb, replace=False)
     vbatch = [jnp.asarray(a[vidx], jnp.float32) for a in wva]
