@@ -156,6 +156,23 @@ def _absolute_asset_paths(child: mujoco.MjSpec, xml_path: Path) -> None:
     child.texturedir = ""
 
 
+def _primitive_mesh(shape: str, size: tuple[float, ...]):
+    """A convex triangle mesh of a MuJoCo primitive (16 segments around a cylinder, 32 around a capsule)."""
+    import trimesh
+
+    if shape == "box":
+        return trimesh.creation.box(extents=2 * np.asarray(size))
+    if shape == "sphere":
+        return trimesh.creation.icosphere(subdivisions=2, radius=size[0])
+    if shape == "ellipsoid":
+        m = trimesh.creation.icosphere(subdivisions=2, radius=1.0)
+        m.apply_transform(np.diag([*size, 1.0]))
+        return m
+    if shape == "cylinder":
+        return trimesh.creation.cylinder(radius=size[0], height=2 * size[1], sections=16)
+    return trimesh.creation.capsule(radius=size[0], height=2 * size[1], count=[32, 16])
+
+
 def _unique_name(used: set[str], stem: str, suffix: str) -> str:
     name, i = f"{stem}{suffix}", 1
     while name in used:
@@ -416,6 +433,11 @@ class SceneBuilder:
                 f"object {name!r}: a {obj.primitive} needs size with {n} positive number(s) "
                 f"(MuJoCo's convention), got {list(obj.size)}"
             )
+        if obj.collision not in ("auto", "convex_hull"):
+            raise SceneError(
+                f"object {name!r}: a primitive collides as itself ('auto') or as a convex "
+                f"mesh ('convex_hull'), got collision {obj.collision!r}"
+            )
         geom = body.add_geom(
             name=f"{name}_geom",
             type=_GEOM_TYPES[obj.primitive],
@@ -423,6 +445,23 @@ class SceneBuilder:
             friction=friction,
             rgba=list(obj.rgba),
         )
+        method = "primitive"
+        if obj.collision == "convex_hull":
+            # The primitive stays as the picture; a convex mesh of it collides. MJX-JAX
+            # collides convex meshes with everything, but not e.g. cylinders with boxes.
+            geom.group, geom.contype, geom.conaffinity = VISUAL_GROUP, 0, 0
+            geom.density = 0.0
+            col = _unique_name({x.name for x in self.spec.meshes}, f"{name}_collision0", "")
+            self._add_mesh_asset(col, _primitive_mesh(obj.primitive, obj.size), collision=True)
+            geom = body.add_geom(
+                name=col,
+                type=mujoco.mjtGeom.mjGEOM_MESH,
+                meshname=col,
+                group=COLLISION_GROUP,
+                friction=friction,
+                rgba=[*obj.rgba[:3], 0.5],
+            )
+            method = "convex_hull"
         mass = 0.0
         if not obj.static:
             if obj.mass is not None:
@@ -430,9 +469,7 @@ class SceneBuilder:
             else:
                 geom.density = obj.density or 1000.0
             mass = -1.0  # filled in by finalize() from the compiled model
-        return ObjectInfo(
-            name, f"primitive:{obj.primitive}", obj.static, mass, "primitive", 1, "none"
-        )
+        return ObjectInfo(name, f"primitive:{obj.primitive}", obj.static, mass, method, 1, "none")
 
     def _add_mesh_object(self, body, name: str, obj: ObjectSpec, friction) -> ObjectInfo:
         m: ImportedMesh = import_mesh(

@@ -163,6 +163,8 @@ def _convex_pieces(mesh, method: str, max_hulls: int, name: str) -> tuple[tuple[
     if method in ("auto", "coacd") and coacd_available():
         import coacd
 
+        if hasattr(coacd, "set_log_level"):
+            coacd.set_log_level("error")
         parts = coacd.run_coacd(
             coacd.Mesh(np.asarray(mesh.vertices), np.asarray(mesh.faces)),
             max_convex_hull=max_hulls,

@@ -39,20 +39,25 @@ def _footprint_and_height(shape: str, size: tuple[float, ...]) -> tuple[float, f
     raise SceneError(f"unknown shape {shape!r}; expected one of {SHAPES}")
 
 
+def _r(x: float, digits: int = 5) -> float:
+    """Rounded, so that written specs stay readable (0.01 mm)."""
+    return round(float(x), digits)
+
+
 def _sample_size(rng: np.random.Generator, shape: str, lo: float, hi: float) -> tuple:
     if shape == "box":
-        return tuple(float(x) for x in rng.uniform(lo, hi, 3))
+        return tuple(_r(x) for x in rng.uniform(lo, hi, 3))
     if shape == "sphere":
-        return (float(rng.uniform(lo, hi)),)
-    radius = float(rng.uniform(lo, hi * 0.8))
-    return (radius, float(rng.uniform(lo, hi)))
+        return (_r(rng.uniform(lo, hi)),)
+    radius = _r(rng.uniform(lo, hi * 0.8))
+    return (radius, _r(rng.uniform(lo, hi)))
 
 
 def _yaw_quat(yaw: float, lying: bool) -> tuple[float, float, float, float]:
     """Rotation by ``yaw`` about z, after a quarter turn about y when ``lying``."""
     qz = np.array([math.cos(yaw / 2), 0.0, 0.0, math.sin(yaw / 2)])
     if not lying:
-        return tuple(float(x) for x in qz)
+        return tuple(_r(x, 7) for x in qz)
     qy = np.array([math.cos(math.pi / 4), 0.0, math.sin(math.pi / 4), 0.0])
     w1, x1, y1, z1 = qz
     w2, x2, y2, z2 = qy
@@ -62,7 +67,7 @@ def _yaw_quat(yaw: float, lying: bool) -> tuple[float, float, float, float]:
         w1 * y2 - x1 * z2 + y1 * w2 + z1 * x2,
         w1 * z2 + x1 * y2 - y1 * x2 + z1 * w2,
     )
-    return tuple(float(x) for x in q)
+    return tuple(_r(x, 7) for x in q)
 
 
 def generate_table_scene(
@@ -81,7 +86,8 @@ def generate_table_scene(
     Shapes, sizes (MuJoCo half-sizes in ``size_range``, m), yaw, colours and masses (kg, in
     ``mass_range``) are sampled from ``seed``. Objects are placed by rejection sampling on
     the table top with at least 1 cm between their bounding circles, and start 0.5 mm above
-    it. Capsules lie on their side; the others stand upright.
+    it. Capsules lie on their side; the others stand upright. Cylinders collide as convex
+    meshes (``collision = "convex_hull"``), since MJX-JAX has no cylinder-box collisions.
 
     Raises:
       SceneError: the objects do not fit on the table.
@@ -101,8 +107,8 @@ def generate_table_scene(
         size = _sample_size(rng, shape, *size_range)
         radius, half_h = _footprint_and_height(shape, size)
         for _ in range(1000):
-            x = float(rng.uniform(-lx / 2 + radius + _GAP, lx / 2 - radius - _GAP))
-            y = float(rng.uniform(-ly / 2 + radius + _GAP, ly / 2 - radius - _GAP))
+            x = _r(rng.uniform(-lx / 2 + radius + _GAP, lx / 2 - radius - _GAP))
+            y = _r(rng.uniform(-ly / 2 + radius + _GAP, ly / 2 - radius - _GAP))
             if all(math.hypot(x - px, y - py) >= radius + pr + _GAP for px, py, pr in placed):
                 break
         else:
@@ -118,10 +124,15 @@ def generate_table_scene(
                 name=f"object{i}",
                 primitive=shape,
                 size=size,
-                pos=(x + table.pos[0], y + table.pos[1], table.height + half_h + _DROP),
+                pos=(
+                    _r(x + table.pos[0]),
+                    _r(y + table.pos[1]),
+                    _r(table.height + half_h + _DROP),
+                ),
                 quat=_yaw_quat(float(rng.uniform(0, 2 * math.pi)), lying=shape == "capsule"),
                 mass=round(float(rng.uniform(*mass_range)), 4),
                 rgba=(*(round(c, 3) for c in rgb), 1.0),
+                collision="convex_hull" if shape == "cylinder" else "auto",
             )
         )
     e = max(lx, ly)
@@ -240,13 +251,13 @@ def generate_terrain_scene(
     rng = np.random.default_rng(seed)
     objects = []
     for i in range(n_objects):
-        r = float(rng.uniform(0.03, 0.06))
+        r = _r(rng.uniform(0.03, 0.06))
         objects.append(
             ObjectSpec(
                 name=f"ball{i}",
                 primitive="sphere",
                 size=(r,),
-                pos=(-0.3 + 0.6 * i / max(1, n_objects - 1), 0.0, base + r + _DROP),
+                pos=(_r(-0.3 + 0.6 * i / max(1, n_objects - 1)), 0.0, _r(base + r + _DROP)),
                 mass=round(float(rng.uniform(0.1, 0.5)), 4),
                 rgba=(0.9, 0.4, 0.2, 1.0),
             )

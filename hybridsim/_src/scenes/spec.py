@@ -15,6 +15,7 @@ import dataclasses
 import json
 import math
 import os
+import re
 import tomllib
 import types
 import typing
@@ -352,6 +353,23 @@ def spec_to_dict(spec: SceneSpec) -> dict:
     return data
 
 
+_ARRAY = re.compile(r"\[\n((?:[ ]+[^\n\[\]{}]*,\n)+)[ ]*\]")
+
+
+def _dumps_toml(data: dict) -> str:
+    """TOML by ``tomli-w``, with arrays of numbers and strings on one line each."""
+    import tomli_w
+
+    text = tomli_w.dumps(data)
+
+    def join(m: re.Match) -> str:
+        items = [line.strip().removesuffix(",") for line in m.group(1).splitlines()]
+        return "[" + ", ".join(items) + "]"
+
+    compact = _ARRAY.sub(join, text)
+    return compact if tomllib.loads(compact) == tomllib.loads(text) else text
+
+
 def write_spec(spec: SceneSpec, path: str | Path) -> Path:
     """Writes ``spec`` as TOML or JSON (by suffix), atomically, paths relative to the file.
 
@@ -383,9 +401,7 @@ def write_spec(spec: SceneSpec, path: str | Path) -> Path:
 
     data = spec_to_dict(_map_paths(spec, rel))
     if suffix == ".toml":
-        import tomli_w
-
-        text = tomli_w.dumps(data)
+        text = _dumps_toml(data)
     else:
         text = json.dumps(data, indent=2) + "\n"
     with atomic_path(path, suffix=suffix) as tmp:
