@@ -157,7 +157,7 @@ def _absolute_asset_paths(child: mujoco.MjSpec, xml_path: Path) -> None:
 
 
 def _primitive_mesh(shape: str, size: tuple[float, ...]):
-    """A convex triangle mesh of a MuJoCo primitive (16 segments around a cylinder, 32 around a capsule)."""
+    """A convex triangle mesh of a MuJoCo primitive (16 segments round a cylinder)."""
     import trimesh
 
     if shape == "box":

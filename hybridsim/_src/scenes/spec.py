@@ -173,6 +173,14 @@ _SECTIONS: dict[str, type] = {
 }
 
 
+def bundled_specs() -> dict[str, Path]:
+    """Example spec files shipped in ``hybridsim/assets/specs``, by name (file stem)."""
+    import importlib.resources
+
+    folder = Path(str(importlib.resources.files("hybridsim.assets"))) / "specs"
+    return {p.stem: p for p in sorted(folder.glob("*.toml"))}
+
+
 def _is_menagerie_name(source: str) -> bool:
     return not source.lower().endswith(".xml") and "/" not in source and "\\" not in source
 
