@@ -276,7 +276,7 @@ def test_save_is_self_contained_and_replaces_atomically(tmp_path, no_coacd):
     os.replace(out, moved)
     m = mujoco.MjModel.from_xml_path(str(moved / "scene.xml"))
     assert m.nmesh == 6 and m.nkey == 1
-    assert all(p.suffix == ".stl" for p in (moved / "assets").iterdir())
+    assert sorted({p.suffix for p in (moved / "assets").iterdir()}) == [".png", ".stl"]
     assert str(tmp_path) not in (moved / "scene.xml").read_text().split("<text")[0]
     info = sc.BuildInfo.from_model(m)
     assert [o.name for o in info.objects] == [o.name for o in spec.objects]
@@ -454,3 +454,41 @@ def test_scene_cli_show_renders_a_picture(tmp_path):
     rows = np.frombuffer(zlib.decompress(idat), np.uint8).reshape(48, 1 + 64 * 3)[:, 1:]
     assert rows.std() > 5
     assert json.loads(spec.read_text())["terrain"]["kind"] == "stairs"
+
+
+def test_materials_and_textures_are_saved(tmp_path, no_coacd):
+    spec = sc.read_spec(SPECS / "table_objects.toml")
+    assert {m.name for m in spec.materials} == {"wood", "stripes"}
+    path = sc.build(spec).save(tmp_path / "t")
+    m = mujoco.MjModel.from_xml_path(str(path))
+    assert (tmp_path / "t" / "assets" / "stripes.png").is_file()
+    block = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_GEOM, "block_geom")
+    stripes = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_MATERIAL, "stripes")
+    assert m.geom_matid[block] == stripes and m.ntex == 3  # wood, stripes, the floor grid
+    b = sc.SceneBuilder()
+    with pytest.raises(hs.SceneError, match="no material named 'marble'"):
+        b.add_object(sc.ObjectSpec(primitive="sphere", size=(0.1,), material="marble"))
+
+
+def test_free_robot_keyframe_follows_the_attach_pose(tmp_path):
+    (tmp_path / "ball.xml").write_text(
+        '<mujoco><worldbody><body name="torso" pos="0 0 0.3"><freejoint name="root"/>'
+        '<geom type="sphere" size="0.1"/></body></worldbody>'
+        '<keyframe><key name="home" qpos="0.1 0 0.5 1 0 0 0"/></keyframe></mujoco>'
+    )
+    b = sc.SceneBuilder()
+    b.add_floor()
+    yaw90 = (np.cos(np.pi / 4), 0.0, 0.0, np.sin(np.pi / 4))
+    b.add_robot(tmp_path / "ball.xml", pos=(1.0, 2.0, 0.0), quat=yaw90, prefix="r/")
+    key = b.finalize().mj_model.key_qpos[0]
+    np.testing.assert_allclose(key, [1.0, 2.1, 0.5, *yaw90], atol=1e-12)
+
+
+def test_glb_scene_is_flattened_into_one_mesh(tmp_path, no_coacd):
+    a = trimesh.creation.box((0.1, 0.1, 0.1))
+    c = trimesh.creation.box((0.1, 0.1, 0.1))
+    c.apply_translation((0.2, 0.0, 0.0))
+    trimesh.Scene([a, c]).export(tmp_path / "two.glb")
+    m = sc.import_mesh(tmp_path / "two.glb", mass=1.0)
+    np.testing.assert_allclose(m.visual.extents, (0.3, 0.1, 0.1), atol=1e-6)
+    assert m.volume == pytest.approx(2e-3, rel=1e-6)

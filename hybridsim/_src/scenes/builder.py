@@ -34,6 +34,7 @@ from hybridsim._src.scenes.spec import (
     PRIMITIVES,
     CameraSpec,
     LightSpec,
+    MaterialSpec,
     ObjectSpec,
     SceneSpec,
     TableSpec,
@@ -198,7 +199,8 @@ class SceneBuilder:
         self.spec = spec
         self._robots: list[RobotInfo] = []
         self._objects: list[ObjectInfo] = []
-        self._homes: list[tuple[str, mujoco.MjModel, np.ndarray, np.ndarray]] = []
+        # (prefix, the robot's own compiled model, its key qpos, key ctrl, frame pos, quat)
+        self._homes: list[tuple] = []
         self._meshes: dict[str, Any] = {}  # mesh name -> trimesh, written by save()
         self._ground = False
         self._top = 0.0  # highest support surface (m), for the default camera
@@ -243,24 +245,24 @@ class SceneBuilder:
         if min(lx, ly, table.height, table.thickness) <= 0 or table.thickness >= table.height:
             raise SceneError(f"table: size, height and thickness must be positive, got {table}")
         body = self.spec.worldbody.add_body(name="table", pos=[*table.pos, 0.0])
-        body.add_geom(
+        top = body.add_geom(
             name="table_top",
             type=mujoco.mjtGeom.mjGEOM_BOX,
             size=[lx / 2, ly / 2, table.thickness / 2],
             pos=[0, 0, table.height - table.thickness / 2],
             friction=list(table.friction),
-            rgba=list(table.rgba),
         )
+        self._look(top, table.rgba, table.material, "table")
         leg = min(0.025, lx / 8, ly / 8)
         half = (table.height - table.thickness) / 2
         for i, (sx, sy) in enumerate(((1, 1), (1, -1), (-1, 1), (-1, -1))):
-            body.add_geom(
+            geom = body.add_geom(
                 name=f"table_leg{i}",
                 type=mujoco.mjtGeom.mjGEOM_BOX,
                 size=[leg, leg, half],
                 pos=[sx * (lx / 2 - leg), sy * (ly / 2 - leg), half],
-                rgba=list(table.rgba),
             )
+            self._look(geom, table.rgba, table.material, "table")
         self._top = max(self._top, table.height)
         self._extent = max(self._extent, lx, ly)
 
@@ -305,6 +307,63 @@ class SceneBuilder:
         )
         self._ground = True
         self._extent = max(self._extent, min(lx, ly) / 2)
+
+    def add_material(self, material: MaterialSpec) -> str:
+        """Adds a material (textured by an image file or a built-in pattern); returns its
+        name, which objects and the table take as ``material``."""
+        if any(m.name == material.name for m in self.spec.materials) or not material.name:
+            raise SceneError(f"material {material.name!r}: needs a new, non-empty name")
+        if material.texture and material.builtin:
+            raise SceneError(f"material {material.name!r}: give 'texture' or 'builtin', not both")
+        mat = self.spec.add_material(
+            name=material.name,
+            rgba=list(material.rgba),
+            texrepeat=list(material.texrepeat),
+            specular=material.specular,
+            shininess=material.shininess,
+            reflectance=material.reflectance,
+        )
+        tex = None
+        if material.texture:
+            path = Path(material.texture).expanduser().resolve()
+            if not path.is_file():
+                raise SceneError(f"material {material.name!r}: texture {str(path)!r} is missing")
+            tex = self.spec.add_texture(
+                name=f"{material.name}_texture", type=mujoco.mjtTexture.mjTEXTURE_2D, file=str(path)
+            )
+        elif material.builtin:
+            builtins = {
+                "checker": mujoco.mjtBuiltin.mjBUILTIN_CHECKER,
+                "gradient": mujoco.mjtBuiltin.mjBUILTIN_GRADIENT,
+                "flat": mujoco.mjtBuiltin.mjBUILTIN_FLAT,
+            }
+            if material.builtin not in builtins:
+                raise SceneError(
+                    f"material {material.name!r}: builtin {material.builtin!r}; expected one of "
+                    f"{sorted(builtins)}"
+                )
+            tex = self.spec.add_texture(
+                name=f"{material.name}_texture",
+                type=mujoco.mjtTexture.mjTEXTURE_2D,
+                builtin=builtins[material.builtin],
+                rgb1=list(material.rgb1),
+                rgb2=list(material.rgb2),
+                width=256,
+                height=256,
+            )
+        if tex is not None:
+            mat.textures[mujoco.mjtTextureRole.mjTEXROLE_RGB] = tex.name
+        return material.name
+
+    def _look(self, geom, rgba, material: str, what: str) -> None:
+        """Gives a geom its material (checked to exist) or its colour."""
+        if material:
+            if not any(m.name == material for m in self.spec.materials):
+                names = [m.name for m in self.spec.materials]
+                raise SceneError(f"{what}: no material named {material!r}; materials: {names}")
+            geom.material = material
+        else:
+            geom.rgba = list(rgba)
 
     def add_light(self, light: LightSpec | None = None) -> None:
         light = light or LightSpec()
@@ -375,6 +434,8 @@ class SceneBuilder:
                     child_model,
                     child_model.key_qpos[k].copy(),
                     child_model.key_ctrl[k].copy(),
+                    np.asarray(pos, dtype=np.float64),
+                    np.asarray(quat, dtype=np.float64) / np.linalg.norm(quat),
                 )
             )
         # A robot's solver options (e.g. the Robotiq gripper's elliptic cones and impratio)
@@ -443,8 +504,8 @@ class SceneBuilder:
             type=_GEOM_TYPES[obj.primitive],
             size=[*obj.size, 0.0, 0.0][:3],
             friction=friction,
-            rgba=list(obj.rgba),
         )
+        self._look(geom, obj.rgba, obj.material, f"object {name!r}")
         method = "primitive"
         if obj.collision == "convex_hull":
             # The primitive stays as the picture; a convex mesh of it collides. MJX-JAX
@@ -486,7 +547,7 @@ class SceneBuilder:
         used = {x.name for x in self.spec.meshes}
         vis = _unique_name(used, f"{name}_visual", "")
         self._add_mesh_asset(vis, m.visual)
-        body.add_geom(
+        visual = body.add_geom(
             name=f"{name}_visual",
             type=mujoco.mjtGeom.mjGEOM_MESH,
             meshname=vis,
@@ -494,8 +555,8 @@ class SceneBuilder:
             contype=0,
             conaffinity=0,
             density=0,
-            rgba=list(obj.rgba),
         )
+        self._look(visual, obj.rgba, obj.material, f"object {name!r}")
         for k, piece in enumerate(m.collision):
             col = _unique_name(used, f"{name}_collision{k}", "")
             self._add_mesh_asset(col, piece, collision=True)
@@ -565,7 +626,7 @@ class SceneBuilder:
         model = self._compile()
         qpos = model.qpos0.copy()
         ctrl = np.zeros(model.nu)
-        for prefix, child, key_qpos, key_ctrl in self._homes:
+        for prefix, child, key_qpos, key_ctrl, frame_pos, frame_quat in self._homes:
             for j in range(child.njnt):
                 jname = mujoco.mj_id2name(child, mujoco.mjtObj.mjOBJ_JOINT, j)
                 pid = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_JOINT, f"{prefix}{jname}")
@@ -573,7 +634,13 @@ class SceneBuilder:
                     continue
                 n = {0: 7, 1: 4}.get(int(child.jnt_type[j]), 1)
                 src, dst = child.jnt_qposadr[j], model.jnt_qposadr[pid]
-                qpos[dst : dst + n] = key_qpos[src : src + n]
+                value = key_qpos[src : src + n].copy()
+                if n == 7:  # a free joint's key pose is in the robot's own world frame
+                    pos, quat = np.zeros(3), np.zeros(4)
+                    mujoco.mju_rotVecQuat(pos, value[:3], frame_quat)
+                    mujoco.mju_mulQuat(quat, frame_quat, value[3:])
+                    value = np.concatenate([pos + frame_pos, quat])
+                qpos[dst : dst + n] = value
             for a in range(child.nu):
                 aname = mujoco.mj_id2name(child, mujoco.mjtObj.mjOBJ_ACTUATOR, a)
                 pid = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_ACTUATOR, f"{prefix}{aname}")
@@ -665,6 +732,8 @@ class SceneBuilder:
 def build(spec: SceneSpec) -> SceneBuilder:
     """A builder holding everything in ``spec`` (call ``finalize()`` or ``save()`` next)."""
     b = SceneBuilder(spec.name, spec.timestep)
+    for mat in spec.materials:
+        b.add_material(mat)
     if spec.terrain is not None:
         b.add_terrain(spec.terrain)
     elif spec.floor:

@@ -84,6 +84,8 @@ class ObjectSpec:
     """``auto`` (CoACD when importable, else convex hull), ``coacd`` or ``convex_hull``."""
     max_faces: int = 20000
     """Visual meshes with more faces are decimated to this many."""
+    material: str = ""
+    """Name of a material of the scene (``materials``); replaces ``rgba`` when given."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,6 +101,8 @@ class TableSpec:
     """Centre of the top in the xy plane (m)."""
     thickness: float = 0.04
     rgba: tuple[float, float, float, float] = (0.55, 0.4, 0.28, 1.0)
+    material: str = ""
+    """Name of a material of the scene; replaces ``rgba`` when given."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -147,6 +151,25 @@ class LightSpec:
 
 
 @dataclasses.dataclass(frozen=True)
+class MaterialSpec:
+    """A material, optionally textured by an image file or one of MuJoCo's built-in patterns;
+    objects and the table name it in ``material``."""
+
+    name: str
+    rgba: tuple[float, float, float, float] = (1.0, 1.0, 1.0, 1.0)
+    texture: str = ""
+    """An image file (PNG) used as a 2-D texture; exclusive with ``builtin``."""
+    builtin: str = ""
+    """``checker``, ``gradient`` or ``flat``: a texture MuJoCo draws from ``rgb1``, ``rgb2``."""
+    rgb1: Vec3 = (0.8, 0.8, 0.8)
+    rgb2: Vec3 = (0.2, 0.2, 0.2)
+    texrepeat: tuple[float, float] = (1.0, 1.0)
+    specular: float = 0.5
+    shininess: float = 0.5
+    reflectance: float = 0.0
+
+
+@dataclasses.dataclass(frozen=True)
 class SceneSpec:
     """A whole scene. ``hybridsim.scene.build(spec)`` turns it into a ``SceneBuilder``."""
 
@@ -161,6 +184,7 @@ class SceneSpec:
     terrain: TerrainSpec | None = None
     cameras: tuple[CameraSpec, ...] = ()
     lights: tuple[LightSpec, ...] = ()
+    materials: tuple[MaterialSpec, ...] = ()
 
 
 _SECTIONS: dict[str, type] = {
@@ -170,6 +194,7 @@ _SECTIONS: dict[str, type] = {
     "terrain": TerrainSpec,
     "cameras": CameraSpec,
     "lights": LightSpec,
+    "materials": MaterialSpec,
 }
 
 
@@ -297,7 +322,12 @@ def _map_paths(spec: SceneSpec, fn) -> SceneSpec:
     terrain = spec.terrain
     if terrain is not None and terrain.file:
         terrain = dataclasses.replace(terrain, file=fn(terrain.file))
-    return dataclasses.replace(spec, robots=robots, objects=objects, terrain=terrain)
+    materials = tuple(
+        dataclasses.replace(m, texture=fn(m.texture)) if m.texture else m for m in spec.materials
+    )
+    return dataclasses.replace(
+        spec, robots=robots, objects=objects, terrain=terrain, materials=materials
+    )
 
 
 def read_spec(path: str | Path) -> SceneSpec:
@@ -355,7 +385,10 @@ def spec_to_dict(spec: SceneSpec) -> dict:
                         f"object {item.name!r} holds an in-memory mesh; write_spec saves it "
                         "to a file first"
                     )
-                required = {"source": item.source} if cls is RobotSpec else {}
+                required = {}
+                if cls in (RobotSpec, MaterialSpec):
+                    key = "source" if cls is RobotSpec else "name"
+                    required = {key: getattr(item, key)}
                 items.append(required | _clean(item, cls(**required)))
             data[f.name] = items
     return data
