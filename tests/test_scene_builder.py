@@ -492,3 +492,17 @@ def test_glb_scene_is_flattened_into_one_mesh(tmp_path, no_coacd):
     m = sc.import_mesh(tmp_path / "two.glb", mass=1.0)
     np.testing.assert_allclose(m.visual.extents, (0.3, 0.1, 0.1), atol=1e-6)
     assert m.volume == pytest.approx(2e-3, rel=1e-6)
+
+
+def test_coacd_decomposition_when_installed():
+    pytest.importorskip("coacd")
+    ring = trimesh.creation.annulus(r_min=0.02, r_max=0.035, height=0.02, sections=16)
+    b = sc.SceneBuilder()
+    b.add_floor()
+    b.add_object(sc.ObjectSpec(name="ring", mesh=ring, pos=(0, 0, 0.0105), mass=0.1))
+    m = b.finalize().mj_model
+    (info,) = sc.BuildInfo.from_model(m).objects
+    assert info.collision_method == "coacd" and info.collision_parts > 1
+    # The hole stays open: the pieces fill much less than the ring's convex hull does.
+    pieces = sc.import_mesh(ring, mass=0.1).collision
+    assert sum(p.volume for p in pieces) < 0.8 * ring.convex_hull.volume
