@@ -202,7 +202,6 @@ class SceneBuilder:
         # (prefix, the robot's own compiled model, its key qpos, key ctrl, frame pos, quat)
         self._homes: list[tuple] = []
         self._meshes: dict[str, Any] = {}  # mesh name -> trimesh, written by save()
-        self._ground = False
         self._top = 0.0  # highest support surface (m), for the default camera
         self._extent = 1.0
 
@@ -236,7 +235,6 @@ class SceneBuilder:
             friction=list(friction),
             material=self._checker_material(),
         )
-        self._ground = True
 
     def add_table(self, table: TableSpec | None = None) -> None:
         """A static table (body ``table``, top geom ``table_top``) standing on z = 0."""
@@ -305,7 +303,6 @@ class SceneBuilder:
             friction=list(terrain.friction),
             material=self._checker_material(),
         )
-        self._ground = True
         self._extent = max(self._extent, min(lx, ly) / 2)
 
     def add_material(self, material: MaterialSpec) -> str:
