@@ -59,11 +59,16 @@ def test_spec_round_trip_toml_and_json(tmp_path, no_coacd):
         objects=sc.generate_table_scene(3, 3).objects
         + (sc.ObjectSpec(name="mesh", mesh=str(tmp_path / "m" / "box.stl"), pos=(0, 0, 1)),),
         terrain=sc.TerrainSpec(kind="stairs", seed=2),
+        robots=(
+            sc.RobotSpec(source=str(tmp_path / "m" / "arm.xml"), prefix="a/"),
+            sc.RobotSpec(source="universal_robots_ur5e", pos=(1.0, 0.0, 0.0), prefix="u/"),
+        ),
     )
     for suffix in (".toml", ".json"):
         path = sc.write_spec(spec, tmp_path / "out" / f"spec{suffix}")
         text = path.read_text()
-        assert '"../m/box.stl"' in text  # relative to the spec file
+        assert '"../m/box.stl"' in text and '"../m/arm.xml"' in text  # relative to the file
+        assert '"universal_robots_ur5e"' in text  # a Menagerie name is not a path
         back = sc.read_spec(path)
         assert back == spec
     # A copy of the folder still finds its mesh: paths are relative.
@@ -426,9 +431,7 @@ def test_scene_cli_generate_build_rollout(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_scene_cli_show_renders_a_picture(tmp_path):
-    spec = sc.write_spec(
-        sc.generate_terrain_scene("stairs", 0, size=(2.0, 2.0), n_objects=1), tmp_path / "s.json"
-    )
+    spec = sc.write_spec(sc.generate_table_scene(2, 1), tmp_path / "s.json")
     out = tmp_path / "pic.png"
     rc = main(
         [
@@ -453,7 +456,7 @@ def test_scene_cli_show_renders_a_picture(tmp_path):
     idat = png[png.index(b"IDAT") + 4 : png.index(b"IEND") - 8]
     rows = np.frombuffer(zlib.decompress(idat), np.uint8).reshape(48, 1 + 64 * 3)[:, 1:]
     assert rows.std() > 5
-    assert json.loads(spec.read_text())["terrain"]["kind"] == "stairs"
+    assert json.loads(spec.read_text())["objects"][0]["primitive"] == "capsule"
 
 
 def test_materials_and_textures_are_saved(tmp_path, no_coacd):
