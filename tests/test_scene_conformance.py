@@ -24,6 +24,7 @@ SECONDS = 2.0
 SINK_TOLERANCE = 0.005  # m: the bound on resting penetration
 START_GAP = 0.0005  # m: generated objects start this far above their support
 SPECS = Path(__file__).resolve().parents[1] / "assets" / "specs"
+MENAGERIE = Path(__file__).resolve().parents[2] / "shared" / "menagerie"
 
 
 def _table(seed: int, n: int):
@@ -45,6 +46,7 @@ SCENES = {
     **{f"table-seed{s}-n{n}": (_table(s, n), True) for s, n in ((0, 2), (1, 3), (2, 4), (11, 3))},
     **{f"{k}-seed0": (_terrain(k, 0), True) for k in ("rough", "stairs", "slopes")},
     "spec-table_objects": (_spec("table_objects"), True),
+    "spec-ur5e_table": (_spec("ur5e_table"), True),  # needs the offline Menagerie copy
 }
 # MJX on the CPU compiles for ~20 s per contact scene: a few small cases, batch 1.
 MJX_CASES = ("pusher", "table-seed11-n3", "rough-seed0")
@@ -73,8 +75,13 @@ def _free_body_heights(m: mujoco.MjModel, qpos: np.ndarray) -> np.ndarray:
 
 
 @pytest.mark.parametrize(("name", "backend"), CASES)
-def test_scene_simulates_stably(name, backend):
+def test_scene_simulates_stably(name, backend, monkeypatch):
     factory, built = SCENES[name]
+    if name == "spec-ur5e_table":
+        pytest.importorskip("mujoco_menagerie")
+        if not MENAGERIE.is_dir():
+            pytest.skip("no offline MuJoCo Menagerie copy (../shared/menagerie)")
+        monkeypatch.setenv("MENAGERIE_ROOT", str(MENAGERIE))
     scene = factory()
     m = scene.mj_model
     substeps = 10
