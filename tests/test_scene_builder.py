@@ -495,6 +495,7 @@ def test_glb_scene_is_flattened_into_one_mesh(tmp_path, no_coacd):
     m = sc.import_mesh(tmp_path / "two.glb", mass=1.0)
     np.testing.assert_allclose(m.visual.extents, (0.3, 0.1, 0.1), atol=1e-6)
     assert m.volume == pytest.approx(2e-3, rel=1e-6)
+    assert m.collision_method == "convex_hull" and len(m.collision) == 2  # a hull per part
 
 
 def test_coacd_decomposition_when_installed():

@@ -2,8 +2,10 @@
 
 A mesh becomes one visual mesh (geom group 2, no contacts) and one or more convex collision
 meshes (geom group 3). Collision shapes come from CoACD's convex decomposition when the
-``coacd`` package is importable, else from the convex hull of the mesh; ``ImportedMesh``
-records which. Heavy visual meshes are decimated with quadric decimation
+``coacd`` package is importable, else from the convex hull of each connected part of the
+mesh (MuJoCo collides every mesh as its convex hull, so without CoACD the concavities of a
+part, e.g. the inside of a bowl or of a scanned room, are filled); ``ImportedMesh`` records
+which. Heavy visual meshes are decimated with quadric decimation
 (``trimesh.simplify_quadric_decimation``, which needs the ``fast-simplification`` package);
 without it, a vertex-clustering fallback (vertices snapped to a grid and merged) is used and
 recorded as ``"vertex_clustering"``.
@@ -173,11 +175,16 @@ def _convex_pieces(mesh, method: str, max_hulls: int, name: str) -> tuple[tuple[
         pieces = tuple(p for p in pieces if p.volume > 0)
         if pieces:
             return pieces, "coacd"
+    # Without CoACD: one convex hull per connected part (e.g. the separate meshes of a GLB
+    # scene), or one hull of everything when there are more parts than max_hulls.
+    parts = mesh.split(only_watertight=False)
+    parts = [p for p in parts if np.min(p.extents) >= _MIN_EXTENT]
     try:
-        hull = mesh.convex_hull
+        if 1 < len(parts) <= max_hulls:
+            return tuple(p.convex_hull for p in parts), "convex_hull"
+        return (mesh.convex_hull,), "convex_hull"
     except Exception as e:  # qhull errors on flat or degenerate point sets
         raise SceneError(f"mesh {name!r}: no convex hull ({e}); the mesh has no volume") from None
-    return (hull,), "convex_hull"
 
 
 def import_mesh(
