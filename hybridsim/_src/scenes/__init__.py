@@ -1,0 +1,1 @@
+"""Scene creation: the MjSpec builder, spec files, mesh import, Menagerie, procedural scenes."""
