@@ -22,7 +22,22 @@ PER_WORLD_FIELDS: dict[str, str] = {
     "jnt_stiffness": "(B, njnt) N/m or N m/rad",
     "actuator_gainprm": "(B, nu, 10) actuator gain parameters",
     "actuator_biasprm": "(B, nu, 10) actuator bias parameters",
+    "opt.gravity": "(B, 3) m/s^2, gravity in the world frame",
+    "geom_rgba": "(B, ngeom, 4) colour in [0, 1]",
+    "mat_rgba": "(B, nmat, 4) material colour in [0, 1]",
+    "light_pos": "(B, nlight, 3) m, in the parent body frame",
+    "light_dir": "(B, nlight, 3) unit vector, in the parent body frame",
+    "cam_pos": "(B, ncam, 3) m, in the parent body frame",
+    "cam_quat": "(B, ncam, 4) unit quaternion (w, x, y, z), in the parent body frame",
 }
+
+
+def model_field(model: Any, name: str) -> Any:
+    """The array ``name`` of an MjModel (or mjx.Model); dotted names reach into ``opt``."""
+    obj = model
+    for part in name.split("."):
+        obj = getattr(obj, part)
+    return obj
 
 
 @pytree_dataclass
@@ -63,7 +78,7 @@ def _check_fields(mj_model: Any, batch_size: int, fields: Mapping[str, Any]) -> 
             raise ShapeError(
                 f"{name!r} cannot vary per world; fields that can: {sorted(PER_WORLD_FIELDS)}"
             )
-        base = np.asarray(getattr(mj_model, name))
+        base = np.asarray(model_field(mj_model, name))
         arr = np.asarray(value, dtype=np.float64)
         if arr.shape == base.shape:
             arr = np.broadcast_to(arr, (batch_size, *base.shape))

@@ -9,7 +9,7 @@ import mujoco
 import numpy as np
 from mujoco import rollout as mj_rollout
 
-from hybridsim._src.params import WorldParams
+from hybridsim._src.params import WorldParams, model_field
 from hybridsim._src.types import Status
 
 _FULL = mujoco.mjtState.mjSTATE_FULLPHYSICS
@@ -17,6 +17,8 @@ _PIECES = ("TIME", "QPOS", "QVEL", "ACT")
 # Largest state buffer (bytes) one mujoco.rollout call may fill; bigger batches are
 # split into chunks of worlds, which keeps results identical (worlds are independent).
 _MAX_CHUNK_BYTES = 256 * 2**20
+# Per-world fields from which MuJoCo C derives constants (``mj_setConst``).
+_MASS_FIELDS = {"body_mass", "body_inertia", "body_ipos", "dof_armature"}
 
 
 class CRuntime:
@@ -34,7 +36,11 @@ class CRuntime:
             for b in range(batch_size):
                 mb = copy.deepcopy(mj_model)
                 for name, value in params.fields.items():
-                    getattr(mb, name)[...] = value[b]
+                    model_field(mb, name)[...] = value[b]
+                if _MASS_FIELDS & params.fields.keys():
+                    # MuJoCo C reads derived constants (subtree masses, inverse weights)
+                    # that the compiler computed from the old masses; recompute them.
+                    mujoco.mj_setConst(mb, mujoco.MjData(mb))
                 self.models.append(mb)
         self.nthread = max(1, os.cpu_count() or 1)
         self.datas = [mujoco.MjData(mj_model) for _ in range(self.nthread)]
