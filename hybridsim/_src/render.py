@@ -13,6 +13,7 @@ import numpy as np
 
 from hybridsim._src.errors import SceneError, ShapeError
 from hybridsim._src.io import atomic_path
+from hybridsim._src.params import WorldParams
 from hybridsim._src.scene import Scene
 
 
@@ -22,11 +23,14 @@ def render_frames(
     width: int = 160,
     height: int = 120,
     camera: str | int | None = None,
+    params: WorldParams | None = None,
 ) -> np.ndarray:
     """Renders one RGB frame per row of ``qpos (N, nq)`` -> ``(N, height, width, 3)`` uint8.
 
     ``camera`` is a camera name or id of the scene (default: the one named ``main``,
-    else the first camera).
+    else the first camera). ``params``, when given, holds per-frame model fields
+    (``WorldParams`` with batch size N, e.g. from ``hybridsim.randomize``): frame i is
+    rendered with row i (colours, lights, camera pose, ...).
     """
     import jax
     import mujoco
@@ -50,6 +54,11 @@ def render_frames(
     else:
         cam_id = int(camera)
     n = qpos.shape[0]
+    if params is not None and params.batch_size != n:
+        raise ShapeError(f"render params are for {params.batch_size} frames, qpos has {n}")
+    fields = (
+        {} if params is None else {k: np.asarray(v, np.float32) for k, v in params.fields.items()}
+    )
     ctx = mjx.create_render_context(
         mjm=m,
         nworld=n,
@@ -65,9 +74,18 @@ def render_frames(
         d = mjx.make_data(m, impl="warp").replace(qpos=q)
         return mjx.forward(mx, d)
 
-    dx = jax.jit(jax.vmap(frame))(qpos.astype(np.float32))
-    dx = jax.jit(mjx.refit_bvh)(mx, dx, ctx.pytree())
-    rgb_packed, _, _ = jax.jit(mjx.render)(mx, dx, ctx.pytree())
+    def frame_with(f, q):  # per-frame model fields (colours, lights, camera pose, ...)
+        mf = mx.tree_replace(f)
+        d = mjx.forward(mf, mjx.make_data(m, impl="warp").replace(qpos=q))
+        d = mjx.refit_bvh(mf, d, ctx.pytree())
+        return mjx.render(mf, d, ctx.pytree())[0]
+
+    if fields:
+        rgb_packed = jax.jit(jax.vmap(frame_with))(fields, qpos.astype(np.float32))
+    else:
+        dx = jax.jit(jax.vmap(frame))(qpos.astype(np.float32))
+        dx = jax.jit(mjx.refit_bvh)(mx, dx, ctx.pytree())
+        rgb_packed, _, _ = jax.jit(mjx.render)(mx, dx, ctx.pytree())
     rgb = mjx.get_rgb(ctx.pytree(), 0, rgb_packed)  # only the active camera is rendered
     return (np.clip(np.asarray(rgb), 0.0, 1.0) * 255).astype(np.uint8)
 
