@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from hybridsim._src.errors import ShapeError
-from hybridsim._src.params import WorldParams, _check_fields, model_field
+from hybridsim._src.params import WorldParams, _check_fields, com_movable, model_field
 
 MODES = ("scale", "add", "set")
 DISTS = ("uniform", "loguniform")
@@ -77,7 +77,7 @@ class Range:
 _FIELDS: dict[str, tuple[str, tuple[str, ...], str]] = {
     "friction": ("scale", MODES, "geom_friction[:, 0], sliding friction of every geom"),
     "mass": ("scale", MODES, "body_mass of every body but the world; inertia scales with it"),
-    "com": ("add", ("add", "set"), "body_ipos (m), centre of mass of every body but the world"),
+    "com": ("add", ("add", "set"), "body_ipos (m) of bodies whose centre of mass may move"),
     "damping": ("scale", MODES, "dof_damping of every dof"),
     "armature": ("scale", MODES, "dof_armature of every dof"),
     "frictionloss": ("scale", MODES, "dof_frictionloss of every dof"),
@@ -103,7 +103,9 @@ class RandomizeConfig:
       friction: sliding friction of every geom (``geom_friction[:, 0]``).
       mass: mass of every body but the world (kg); its inertia scales by the same factor,
         so the body keeps its shape and density distribution.
-      com: centre of mass offset in the body frame (m).
+      com: centre of mass offset in the body frame (m), of the bodies compiled with an
+        offset centre of mass (``params.com_movable``); a body compiled with it at its
+        origin (e.g. a free box) keeps it, as its compiled mass matrix has no room for it.
       damping: joint damping (``dof_damping``).
       armature: rotor inertia (``dof_armature``).
       frictionloss: dry joint friction (``dof_frictionloss``).
@@ -265,18 +267,24 @@ def randomize(scene: Any, key: Any, batch_size: int, config: RandomizeConfig) ->
         ratio = np.divide(new, old, out=np.ones_like(new), where=old > 0)
         mass[:, 1:] = new
         inertia[:, 1:] *= ratio[..., None]
-    if config.com is not None and m.nbody > 1:
+    movable = com_movable(m)
+    movable[0] = False
+    if config.com is not None and movable.any():
         ipos = base("body_ipos")
-        ipos[:, 1:] = _apply(ipos[:, 1:], draw("com", (m.nbody - 1, 3)), config.mode_of("com"))
+        new = _apply(ipos, draw("com", (m.nbody, 3)), config.mode_of("com"))
+        ipos[...] = np.where(movable[:, None], new, ipos)
     per_element("damping", "dof_damping")
     per_element("armature", "dof_armature")
     per_element("frictionloss", "dof_frictionloss")
     if config.actuator_gain is not None and m.nu > 0:
-        gain, bias = base("actuator_gainprm"), base("actuator_biasprm")
-        servo = np.isclose(bias[0, :, 1], -gain[0, :, 0]) & (gain[0, :, 0] != 0)
+        gain = base("actuator_gainprm")
         new = _apply(gain[:, :, 0], draw("actuator_gain", (m.nu,)), config.mode_of("actuator_gain"))
         gain[:, :, 0] = new
-        bias[:, :, 1] = np.where(servo, -new, bias[:, :, 1])
+        servo = np.isclose(m.actuator_biasprm[:, 1], -m.actuator_gainprm[:, 0])
+        servo &= m.actuator_gainprm[:, 0] != 0
+        if servo.any():  # position servos keep their set point: biasprm[1] = -kp
+            bias = base("actuator_biasprm")
+            bias[:, :, 1] = np.where(servo, -new, bias[:, :, 1])
     per_element("gravity", "opt.gravity")
     if m.ngeom:
         per_element("geom_rgb", "geom_rgba", slice(0, 3), clip=True)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import copy
 import os
 
 import mujoco
 import numpy as np
 from mujoco import rollout as mj_rollout
 
-from hybridsim._src.params import WorldParams, model_field
+from hybridsim._src.params import WorldParams, world_mj_model
 from hybridsim._src.types import Status
 
 _FULL = mujoco.mjtState.mjSTATE_FULLPHYSICS
@@ -17,8 +16,6 @@ _PIECES = ("TIME", "QPOS", "QVEL", "ACT")
 # Largest state buffer (bytes) one mujoco.rollout call may fill; bigger batches are
 # split into chunks of worlds, which keeps results identical (worlds are independent).
 _MAX_CHUNK_BYTES = 256 * 2**20
-# Per-world fields from which MuJoCo C derives constants (``mj_setConst``).
-_MASS_FIELDS = {"body_mass", "body_inertia", "body_ipos", "dof_armature"}
 
 
 class CRuntime:
@@ -32,16 +29,7 @@ class CRuntime:
         if params is None:
             self.models: list[mujoco.MjModel] = [mj_model]
         else:
-            self.models = []
-            for b in range(batch_size):
-                mb = copy.deepcopy(mj_model)
-                for name, value in params.fields.items():
-                    model_field(mb, name)[...] = value[b]
-                if _MASS_FIELDS & params.fields.keys():
-                    # MuJoCo C reads derived constants (subtree masses, inverse weights)
-                    # that the compiler computed from the old masses; recompute them.
-                    mujoco.mj_setConst(mb, mujoco.MjData(mb))
-                self.models.append(mb)
+            self.models = [world_mj_model(mj_model, params.fields, b) for b in range(batch_size)]
         self.nthread = max(1, os.cpu_count() or 1)
         self.datas = [mujoco.MjData(mj_model) for _ in range(self.nthread)]
         self.nstate = mujoco.mj_stateSize(mj_model, _FULL)
