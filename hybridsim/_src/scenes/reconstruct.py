@@ -302,9 +302,10 @@ def fuse_depth(
         ],
         outputs=[sdf_sum, weight, occluded, blank],
     )
-    # Inside a closed object: every view that had the voxel in its image saw it hidden.
+    # Inside a closed object: most views that had the voxel in their image saw it hidden
+    # (the others hit an invalid pixel: sensor dropouts must not open holes).
     seen = weight.numpy() > 0
-    interior = ~seen & (occluded.numpy() > 0) & (blank.numpy() == 0)
+    interior = ~seen & (occluded.numpy() > blank.numpy())
     tsdf = wp.empty(shape, dtype=float, device="cpu")
     wp.launch(
         k.normalize,
@@ -441,9 +442,18 @@ def reconstruct_from_points(
 def unsigned_distance_grid(
     points: Any, voxel_size: float, bounds: Any = None, radius: int = 3
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Distance (m) from each voxel to the nearest point, within ``radius`` voxels.
+    """Distance (m) from each voxel centre to the nearest point, up to ``radius`` voxels.
 
-    Returns ``(distance (nx, ny, nz) m, inf beyond the radius; origin (3,) m)``.
+    Args:
+      points: (P, 3) m; non-finite rows are dropped.
+      voxel_size: grid spacing (m).
+      bounds: ``[[xmin, ymin, zmin], [xmax, ymax, zmax]]`` (m); default: the points'
+        bounding box padded by ``radius + 1`` voxels.
+      radius: largest distance kept, in voxels.
+
+    Returns:
+      ``(distance (nx, ny, nz) m, exact up to radius * voxel_size and inf beyond;
+      origin (3,) m)``.
     """
     from hybridsim.kernels import tsdf as k
 
@@ -462,9 +472,11 @@ def unsigned_distance_grid(
         inputs=[
             wp.vec3(*map(float, lower)),
             voxel_size,
-            int(radius),
+            int(radius) + 1,  # the cube around the point's nearest voxel holds the ball
             wp.array(pts.astype(np.float32), dtype=wp.vec3, device="cpu"),
         ],
         outputs=[dist],
     )
-    return dist.numpy(), lower
+    out = dist.numpy()
+    out[out > radius * voxel_size] = np.inf
+    return out, lower
