@@ -63,8 +63,8 @@ APPEARANCE = {
     "cam_rot": Range(0.1, 0.2),
 }
 STEPS = 30
-# float32 MJX against float64 MuJoCo C over 30 steps with one sliding contact (measured
-# max |qpos| difference ~1e-5 here); a randomized field moves qpos by far more than this.
+# float32 MJX (JAX or Warp) against float64 MuJoCo C over 30 steps with one sliding contact
+# (measured max |qpos| difference <= 1e-5 here); a randomized field moves qpos by > 8e-2.
 MJX_VS_C_ATOL = 2e-3
 CHANGED_MIN = 1e-2  # smallest qpos change (over the rollout) a randomized field must cause
 
@@ -178,32 +178,33 @@ def test_nothing_to_randomize_is_an_error():
             randomize(no_light, jax.random.key(0), 2, config)
 
 
-def test_every_physics_field_changes_c_and_mjx_alike(scene):
-    """World k randomizes only field k; each changes the trajectory, equally on c and mjx."""
+def test_every_physics_field_changes_every_backend_alike(scene):
+    """World k randomizes only field k; each changes the trajectory, alike on c, mjx, warp."""
     params = _one_field_per_world(scene, PHYSICS)
     bsz = params.batch_size
     ctrl = np.full((bsz, STEPS, scene.nu), 0.5)
     qpos = {}
-    for backend in ("c", "mjx"):
+    for backend in ("c", "mjx", "warp"):
         model = hs.make_model(scene, bsz, backend=backend, params=params)
         traj = hs.rollout(model, hs.init(model), ctrl)
         assert not np.asarray(traj.status).any()
         qpos[backend] = np.asarray(traj.qpos)
     np.testing.assert_allclose(qpos["mjx"], qpos["c"], atol=MJX_VS_C_ATOL)
+    np.testing.assert_allclose(qpos["warp"], qpos["c"], atol=MJX_VS_C_ATOL)
     # World 0 is the scene itself: equal to plain MuJoCo C.
     plain = hs.make_model(scene, 1, backend="c")
     np.testing.assert_array_equal(
         qpos["c"][:1], np.asarray(hs.rollout(plain, hs.init(plain), ctrl[:1]).qpos)
     )
     for k, name in enumerate(PHYSICS, start=1):
-        for backend in ("c", "mjx"):
+        for backend in ("c", "mjx", "warp"):
             change = np.abs(qpos[backend][k] - qpos[backend][0]).max()
             assert change > CHANGED_MIN, (name, backend, change)
     # Gravity: the free ball falls with each world's own gravity, on both backends.
     g = params.fields["opt.gravity"]
     k = list(PHYSICS).index("gravity") + 1
     ball = slice(8, 11)
-    for backend in ("c", "mjx"):
+    for backend in ("c", "mjx", "warp"):
         fall = qpos[backend][:, -1, ball] - qpos[backend][:, 0, ball]
         # semi-implicit Euler: x_T = g dt^2 T(T+1)/2
         expected = g * scene.timestep**2 * STEPS * (STEPS + 1) / 2
