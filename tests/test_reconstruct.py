@@ -237,3 +237,35 @@ def test_reconstruct_help_has_an_example(capsys):
     assert e.value.code == 0
     out = capsys.readouterr().out
     assert "example" in out and "hybridsim reconstruct" in out
+
+
+def test_mujoco_warp_depth_capture_reconstructs_the_scene_sphere():
+    """Depth from MuJoCo Warp's renderer, cameras moved per frame by cam_pos/cam_quat."""
+    import mujoco
+
+    from hybridsim._src.render import render_depth
+
+    scene = hs.load_scene(
+        f"""<mujoco><visual><map znear="0.01"/></visual><worldbody>
+        <camera name="main" pos="0 -0.5 0" xyaxes="1 0 0 0 0 1"/>
+        <geom type="sphere" size="{RADIUS}"/></worldbody></mujoco>"""
+    )
+    eyes = [p[:3, 3] for p in _poses()]
+    quats = []
+    for eye in eyes:  # MuJoCo camera frame: x right, y up, looking along -z
+        back = eye / np.linalg.norm(eye)
+        up = np.array([0.0, 0.0, 1.0]) if abs(back[2]) < 0.99 else np.array([0.0, 1.0, 0.0])
+        x = np.cross(up, back)
+        x /= np.linalg.norm(x)
+        q = np.zeros(4)
+        mujoco.mju_mat2Quat(q, np.stack([x, np.cross(back, x), back], axis=1).ravel())
+        quats.append(q)
+    n = len(eyes)
+    params = hs.world_params(
+        scene, n, cam_pos=np.array(eyes)[:, None], cam_quat=np.array(quats)[:, None]
+    )
+    depth, k, poses = render_depth(scene, np.zeros((n, 0)), width=W, height=H, params=params)
+    np.testing.assert_allclose(poses[:, :3, 3], eyes, atol=1e-6)
+    assert np.isnan(depth).any() and np.nanmin(depth) > 0.5 - RADIUS - 1e-3
+    mesh = rec.reconstruct_from_depth(depth, k, poses, voxel_size=VOXEL)
+    _check_mesh(mesh, "sphere", SPHERE_MAX_VOXELS, SPHERE_MAX_VOXELS)
