@@ -269,3 +269,21 @@ def test_mujoco_warp_depth_capture_reconstructs_the_scene_sphere():
     assert np.isnan(depth).any() and np.nanmin(depth) > 0.5 - RADIUS - 1e-3
     mesh = rec.reconstruct_from_depth(depth, k, poses, voxel_size=VOXEL)
     _check_mesh(mesh, "sphere", SPHERE_MAX_VOXELS, SPHERE_MAX_VOXELS)
+
+
+def test_accuracy_benchmark_runs(tmp_path):
+    """Smoke test of benchmarks/reconstruction_accuracy.py --quick (numbers, not speed)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "reconstruction_accuracy.py"
+    spec = importlib.util.spec_from_file_location("reconstruction_accuracy", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = tmp_path / "r.json"
+    rows = bench.main(["--quick", "--shapes", "sphere", "--out", str(out)])
+    assert [r["source"].split()[0] for r in rows] == ["depth", "points", "points"]
+    for r in rows:
+        assert r["max_err_voxels"] <= SPHERE_MAX_VOXELS and r["watertight"], r
+        assert abs(r["volume_err"]) <= VOLUME_RTOL
+    assert "rows" in out.read_text()
