@@ -27,9 +27,9 @@ XML = """
       <geom type="capsule" fromto="0 0 0 0.3 0 0" size="0.03" mass="1" contype="0"
             conaffinity="0" rgba="0.2 0.3 0.9 1"/>
     </body>
-    <body name="box" pos="0 0 0.05">
+    <body name="box" pos="0 0 0.02">
       <freejoint/>
-      <geom type="box" size="0.05 0.05 0.05" mass="0.5" rgba="0.9 0.2 0.2 1"/>
+      <geom type="box" size="0.06 0.06 0.02" mass="0.5" rgba="0.9 0.2 0.2 1"/>
     </body>
     <body name="ball" pos="2 2 2">
       <freejoint/>
@@ -38,7 +38,7 @@ XML = """
   </worldbody>
   <actuator><motor joint="hinge" gear="1"/></actuator>
   <keyframe>
-    <key qpos="0  0 0 0.05 1 0 0 0  2 2 2 1 0 0 0" qvel="0  1 0 0 0 0 0  0 0 0 0 0 0"
+    <key qpos="0  0 0 0.02 1 0 0 0  2 2 2 1 0 0 0" qvel="0  0.5 0 0 0 0 0  0 0 0 0 0 0"
          ctrl="0.5"/>
   </keyframe>
 </mujoco>

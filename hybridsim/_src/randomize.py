@@ -178,10 +178,25 @@ class RandomizeConfig:
         return r.mode if r is not None and r.mode is not None else _FIELDS[name][0]
 
 
-def _sample(key: Any, r: Range, shape: tuple[int, ...]) -> np.ndarray:
+def _streams(key: Any, names: list[str]) -> dict[str, np.random.Generator]:
+    """One independent NumPy generator per field, all determined by the JAX key.
+
+    Sampling in NumPy (not ``jax.random``) avoids compiling a JAX program per field shape.
+    """
     import jax
 
-    u = np.asarray(jax.random.uniform(key, shape, dtype=np.float32), dtype=np.float64)
+    arr = jax.numpy.asarray(key)
+    if jax.dtypes.issubdtype(arr.dtype, jax.dtypes.prng_key):
+        arr = jax.random.key_data(arr)
+    data = np.asarray(arr)
+    if data.dtype.kind not in "iu" or data.size == 0:
+        raise ShapeError(f"key must be a JAX PRNG key (jax.random.key(seed)), got {key!r}")
+    seq = np.random.SeedSequence([int(x) for x in data.astype(np.uint64).ravel()])
+    return dict(zip(names, (np.random.default_rng(c) for c in seq.spawn(len(names))), strict=True))
+
+
+def _sample(rng: np.random.Generator, r: Range, shape: tuple[int, ...]) -> np.ndarray:
+    u = rng.random(shape)
     if r.dist == "loguniform":
         return np.exp(np.log(r.low) + u * (np.log(r.high) - np.log(r.low)))
     return r.low + u * (r.high - r.low)
@@ -215,7 +230,8 @@ def randomize(scene: Any, key: Any, batch_size: int, config: RandomizeConfig) ->
     Args:
       scene: bundled scene name, MJCF path, ``MjModel`` or Scene.
       key: a JAX PRNG key (``jax.random.key(0)`` or ``PRNGKey(0)``); equal keys give
-        equal parameters.
+        equal parameters. The samples are drawn with NumPy generators seeded from the
+        key's data (no JAX compilation), each field from its own stream.
       batch_size: B, the number of worlds.
       config: which quantities to randomize and how.
 
@@ -223,8 +239,6 @@ def randomize(scene: Any, key: Any, batch_size: int, config: RandomizeConfig) ->
       ``WorldParams`` with a ``(B, *field.shape)`` float64 array per changed MjModel field,
       for ``make_model(scene, B, params=...)``.
     """
-    import jax
-
     from hybridsim._src.scene import load_scene
 
     if not isinstance(config, RandomizeConfig):
@@ -234,7 +248,7 @@ def randomize(scene: Any, key: Any, batch_size: int, config: RandomizeConfig) ->
     m = load_scene(scene).mj_model
     bsz = int(batch_size)
     names = list(_FIELDS)
-    keys = dict(zip(names, jax.random.split(key, len(names)), strict=True))
+    keys = _streams(key, names)
     out: dict[str, np.ndarray] = {}
 
     def base(field: str) -> np.ndarray:
@@ -300,10 +314,9 @@ def randomize(scene: Any, key: Any, batch_size: int, config: RandomizeConfig) ->
     if m.ncam:
         per_element("cam_pos", "cam_pos")
         if config.cam_rot is not None:
-            kaxis, kangle = jax.random.split(keys["cam_rot"])
-            axis = np.asarray(jax.random.normal(kaxis, (bsz, m.ncam, 3)), dtype=np.float64)
+            axis = keys["cam_rot"].normal(size=(bsz, m.ncam, 3))
             axis /= np.maximum(np.linalg.norm(axis, axis=-1, keepdims=True), 1e-12)
-            angle = _sample(kangle, config.cam_rot, (bsz, m.ncam))
+            angle = _sample(keys["cam_rot"], config.cam_rot, (bsz, m.ncam))
             dq = np.concatenate(
                 [np.cos(angle / 2)[..., None], np.sin(angle / 2)[..., None] * axis], axis=-1
             )
