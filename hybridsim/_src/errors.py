@@ -25,3 +25,7 @@ class DataFileError(HybridsimError, ValueError):
 
 class FitError(HybridsimError, RuntimeError):
     """Fitting could not produce a usable model (e.g. the gradients were not finite)."""
+
+
+class ReconstructionError(HybridsimError, ValueError):
+    """Captured data (depth images, point clouds) gave no geometry, e.g. no valid pixel."""
