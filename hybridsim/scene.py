@@ -8,8 +8,9 @@
     sim_scene = builder.finalize()          # a hybridsim.Scene for hybridsim.make_model
     builder.save("out/table_objects")       # out/table_objects/scene.xml + assets/
 
-Objects take mesh files (OBJ, STL, PLY, GLB) or in-memory ``trimesh.Trimesh``; robots take
-MJCF paths or MuJoCo Menagerie names.
+Objects take mesh files (OBJ, STL, PLY, GLB), in-memory ``trimesh.Trimesh`` or captures
+(``scan``: depth images or a point cloud, reconstructed by TSDF fusion and marching cubes);
+robots take MJCF paths or MuJoCo Menagerie names.
 """
 
 from hybridsim._src.scenes.builder import (
@@ -30,6 +31,15 @@ from hybridsim._src.scenes.procedural import (
     generate_table_scene,
     generate_terrain_scene,
     terrain_heights,
+)
+from hybridsim._src.scenes.reconstruct import (
+    DepthCapture,
+    load_depth_capture,
+    load_point_cloud,
+    reconstruct_file,
+    reconstruct_from_depth,
+    reconstruct_from_points,
+    save_depth_capture,
 )
 from hybridsim._src.scenes.spec import (
     PRIMITIVES,
@@ -60,6 +70,7 @@ __all__ = [
     "VISUAL_GROUP",
     "BuildInfo",
     "CameraSpec",
+    "DepthCapture",
     "ImportedMesh",
     "LightSpec",
     "MaterialSpec",
@@ -77,8 +88,14 @@ __all__ = [
     "generate_table_scene",
     "generate_terrain_scene",
     "import_mesh",
+    "load_depth_capture",
+    "load_point_cloud",
     "read_spec",
+    "reconstruct_file",
+    "reconstruct_from_depth",
+    "reconstruct_from_points",
     "resolve_menagerie",
+    "save_depth_capture",
     "spec_from_dict",
     "spec_to_dict",
     "terrain_heights",

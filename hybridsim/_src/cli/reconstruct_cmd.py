@@ -21,25 +21,7 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
     bounds = None
     if args.bounds is not None:
         bounds = [args.bounds[:3], args.bounds[3:]]
-    suffix = src.suffix.lower()
-    if suffix == ".npz":
-        cap = rec.load_depth_capture(src)
-        n, h, w = cap.depth.shape
-        with progress.phase(f"fusing {n} depth images ({w}x{h}) into a TSDF"):
-            mesh = rec.reconstruct_from_depth(
-                cap.depth, cap.intrinsics, cap.poses, args.voxel_size, args.truncation, bounds
-            )
-    elif suffix in (".ply", ".npy"):
-        points, normals = rec.load_point_cloud(src)
-        how = "given" if normals is not None else "estimated"
-        with progress.phase(f"splatting {len(points)} points ({how} normals) into a TSDF"):
-            mesh = rec.reconstruct_from_points(
-                points, normals, args.voxel_size, args.truncation, bounds
-            )
-    else:
-        raise DataFileError(
-            f"input {str(src)!r}: expected a depth capture .npz or a point cloud .ply/.npy"
-        )
+    mesh = rec.reconstruct_file(src, args.voxel_size, args.truncation, bounds, phase=progress.phase)
     with atomic_path(out, suffix=out.suffix) as tmp:
         mesh.export(tmp, file_type=out.suffix.lower().lstrip("."))
     closed = "watertight" if mesh.is_watertight else "not watertight"

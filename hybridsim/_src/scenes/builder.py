@@ -458,13 +458,18 @@ class SceneBuilder:
     def add_object(self, obj: ObjectSpec) -> str:
         """Adds an object (free, or static with ``obj.static``); returns its body name.
 
-        ``obj.mesh`` may be a file path or a ``trimesh.Trimesh``.
+        ``obj.mesh`` may be a file path or a ``trimesh.Trimesh``; ``obj.scan`` a capture
+        file that is reconstructed into the mesh first.
         """
         name = obj.name or f"object{len(self._objects)}"
         if any(b.name == name for b in self.spec.bodies):
             raise SceneError(f"object {name!r}: a body of that name exists already")
-        if (obj.mesh is None) == (not obj.primitive):
-            raise SceneError(f"object {name!r}: give exactly one of 'mesh' or 'primitive'")
+        if (obj.mesh is not None) + bool(obj.primitive) + bool(obj.scan) != 1:
+            raise SceneError(f"object {name!r}: give exactly one of 'mesh', 'primitive' or 'scan'")
+        if obj.scan:
+            from hybridsim._src.scenes.reconstruct import reconstruct_file
+
+            obj = dataclasses.replace(obj, mesh=reconstruct_file(obj.scan, obj.voxel_size))
         if obj.mass is not None and obj.density is not None:
             raise SceneError(f"object {name!r}: give 'mass' or 'density', not both")
         if len(obj.friction) not in (1, 2, 3) or min(obj.friction) < 0:

@@ -480,3 +480,38 @@ def unsigned_distance_grid(
     out = dist.numpy()
     out[out > radius * voxel_size] = np.inf
     return out, lower
+
+
+def reconstruct_file(
+    path: str | Path,
+    voxel_size: float,
+    truncation: float | None = None,
+    bounds: Any = None,
+    phase: Any = None,
+) -> Any:
+    """A surface mesh (``trimesh.Trimesh``, m) from a capture file: a depth capture ``.npz``
+    (``load_depth_capture``) or a point cloud ``.ply``/``.npy`` (``load_point_cloud``).
+
+    ``phase(message)``, when given, is a context manager that reports the work (the CLI's
+    progress lines).
+    """
+    import contextlib
+
+    src = Path(path)
+    phase = phase or (lambda _msg: contextlib.nullcontext())
+    suffix = src.suffix.lower()
+    if suffix == ".npz":
+        cap = load_depth_capture(src)
+        n, h, w = cap.depth.shape
+        with phase(f"fusing {n} depth images ({w}x{h}) of {src.name} into a TSDF"):
+            return reconstruct_from_depth(
+                cap.depth, cap.intrinsics, cap.poses, voxel_size, truncation, bounds
+            )
+    if suffix in (".ply", ".npy"):
+        points, normals = load_point_cloud(src)
+        how = "given" if normals is not None else "estimated"
+        with phase(f"splatting {len(points)} points ({how} normals) of {src.name} into a TSDF"):
+            return reconstruct_from_points(points, normals, voxel_size, truncation, bounds)
+    raise DataFileError(
+        f"capture {str(src)!r}: expected a depth capture .npz or a point cloud .ply/.npy"
+    )

@@ -62,6 +62,13 @@ class ObjectSpec:
     ``primitive``."""
     primitive: str = ""
     """One of ``PRIMITIVES``; exclusive with ``mesh``."""
+    scan: str = ""
+    """Real-first: a capture reconstructed into this object's mesh (TSDF fusion and
+    marching cubes, ``hybridsim reconstruct``): a depth capture ``.npz`` or a point cloud
+    ``.ply``/``.npy``, in metres in the world frame; exclusive with ``mesh`` and
+    ``primitive``. Usually ``static`` (a scanned room or table)."""
+    voxel_size: float = 0.005
+    """Voxel edge (m) of the reconstruction from ``scan``."""
     size: tuple[float, ...] = ()
     """Primitive size in MuJoCo's convention (m); unused for meshes."""
     scale: float | Vec3 = 1.0
@@ -319,6 +326,7 @@ def _map_paths(spec: SceneSpec, fn) -> SceneSpec:
         dataclasses.replace(o, mesh=fn(str(o.mesh))) if isinstance(o.mesh, str | Path) else o
         for o in spec.objects
     )
+    objects = tuple(dataclasses.replace(o, scan=fn(o.scan)) if o.scan else o for o in objects)
     terrain = spec.terrain
     if terrain is not None and terrain.file:
         terrain = dataclasses.replace(terrain, file=fn(terrain.file))
