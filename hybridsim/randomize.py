@@ -11,6 +11,6 @@
     model = hs.make_model("tabletop", 64, backend="c", params=params)
 """
 
-from hybridsim._src.randomize import RandomizeConfig, Range, randomize
+from hybridsim._src.randomize import RandomizeConfig, Range, load_randomize_config, randomize
 
-__all__ = ["RandomizeConfig", "Range", "randomize"]
+__all__ = ["RandomizeConfig", "Range", "load_randomize_config", "randomize"]

@@ -329,3 +329,28 @@ def randomize(scene: Any, key: Any, batch_size: int, config: RandomizeConfig) ->
             f"of {sorted(_FIELDS)} that the scene has elements for"
         )
     return _check_fields(m, bsz, out)
+
+
+def load_randomize_config(path: Any) -> RandomizeConfig:
+    """A ``RandomizeConfig`` from a file: a ``.json``/``.toml`` table of ranges, or a scene
+    spec whose ``[randomize]`` table holds them."""
+    import json
+    import tomllib
+    from pathlib import Path
+
+    from hybridsim._src.errors import DataFileError
+
+    path = Path(path)
+    try:
+        text = path.read_text()
+        data = tomllib.loads(text) if path.suffix.lower() == ".toml" else json.loads(text)
+    except (OSError, ValueError) as e:
+        raise DataFileError(f"randomization file {str(path)!r}: cannot read it ({e})") from None
+    if not isinstance(data, dict):
+        raise DataFileError(f"randomization file {str(path)!r}: expected a table of ranges")
+    if "randomize" in data:
+        data = data["randomize"]
+    try:
+        return RandomizeConfig.from_dict(data)
+    except ShapeError as e:
+        raise DataFileError(f"randomization file {str(path)!r}: {e}") from None

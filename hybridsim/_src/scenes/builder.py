@@ -197,6 +197,8 @@ class SceneBuilder:
         spec.visual.global_.offwidth = 1280
         spec.visual.global_.offheight = 960
         self.spec = spec
+        self.randomize: Any = None
+        """Domain randomization (``RandomizeConfig``) saved beside the scene, or None."""
         self._robots: list[RobotInfo] = []
         self._objects: list[ObjectInfo] = []
         # (prefix, the robot's own compiled model, its key qpos, key ctrl, frame pos, quat)
@@ -725,10 +727,17 @@ class SceneBuilder:
         prefix = str(assets) + os.sep
         xml = xml.replace(f'file="{escape(prefix)}', 'file="')
         (folder / "scene.xml").write_text(xml)
+        if self.randomize is not None:
+            text = json.dumps(self.randomize.to_dict(), indent=2)
+            (folder / RANDOMIZE_FILE).write_text(text + "\n")
         try:
             mujoco.MjModel.from_xml_path(str(folder / "scene.xml"))
         except ValueError as e:
             raise SceneError(f"the written scene does not load back: {e}") from None
+
+
+RANDOMIZE_FILE = "randomize.json"
+"""Written by ``SceneBuilder.save`` beside ``scene.xml`` when the spec randomizes."""
 
 
 def build(spec: SceneSpec) -> SceneBuilder:
@@ -750,4 +759,5 @@ def build(spec: SceneSpec) -> SceneBuilder:
         b.add_camera(c)
     for li in spec.lights:
         b.add_light(li)
+    b.randomize = spec.randomize
     return b

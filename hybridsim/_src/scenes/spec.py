@@ -192,6 +192,10 @@ class SceneSpec:
     cameras: tuple[CameraSpec, ...] = ()
     lights: tuple[LightSpec, ...] = ()
     materials: tuple[MaterialSpec, ...] = ()
+    randomize: Any = None
+    """Domain randomization of the built scene (``hybridsim.randomize.RandomizeConfig``),
+    from the spec's ``[randomize]`` table, e.g. ``friction = [0.5, 1.5]``; None: none.
+    ``hybridsim scene build`` writes it beside the scene as ``randomize.json``."""
 
 
 _SECTIONS: dict[str, type] = {
@@ -301,7 +305,9 @@ def spec_from_dict(data: dict, base_dir: str | Path | None = None, where: str = 
     kwargs: dict[str, Any] = {}
     for key, value in data.items():
         cls = _SECTIONS.get(key)
-        if cls is None:
+        if key == "randomize":
+            kwargs[key] = _randomize_from(value, f"{where}: [randomize]")
+        elif cls is None:
             kwargs[key] = _coerce(value, hints[key], f"{where}: key {key!r}")
         elif key in ("table", "terrain"):
             kwargs[key] = _from_dict(cls, value, f"{where}: [{key}]")
@@ -373,13 +379,30 @@ def _clean(obj: Any, defaults: Any) -> dict:
     return out
 
 
+def _randomize_from(value: Any, where: str) -> Any:
+    from hybridsim._src.errors import ShapeError
+    from hybridsim._src.randomize import RandomizeConfig
+
+    if isinstance(value, RandomizeConfig):
+        return value
+    if not isinstance(value, dict):
+        raise SceneError(f"{where}: expected a table of ranges, got {value!r}")
+    try:
+        return RandomizeConfig.from_dict(value)
+    except ShapeError as e:
+        raise SceneError(f"{where}: {e}") from None
+
+
 def spec_to_dict(spec: SceneSpec) -> dict:
     """Plain data of a spec (defaults left out); in-memory meshes are not allowed here."""
     data: dict[str, Any] = {}
     for f in dataclasses.fields(SceneSpec):
         value = getattr(spec, f.name)
         cls = _SECTIONS.get(f.name)
-        if cls is None:
+        if f.name == "randomize":
+            if value is not None:
+                data[f.name] = value.to_dict()
+        elif cls is None:
             if value != f.default:
                 data[f.name] = value
         elif f.name in ("table", "terrain"):
