@@ -258,7 +258,7 @@ def test_primitive_as_convex_mesh_keeps_mass():
 
 def test_bad_objects_are_clear_errors():
     b = sc.SceneBuilder()
-    with pytest.raises(hs.SceneError, match="exactly one of 'mesh' or 'primitive'"):
+    with pytest.raises(hs.SceneError, match="exactly one of 'mesh', 'primitive' or 'scan'"):
         b.add_object(sc.ObjectSpec(name="x"))
     with pytest.raises(hs.SceneError, match="needs size with 3"):
         b.add_object(sc.ObjectSpec(name="y", primitive="box", size=(0.1,)))
