@@ -264,3 +264,18 @@ def test_pusher2_box_needs_both_fingers():
     together = push([0.3, -0.03, 0.3, 0.03])
     assert alone < 0.03
     assert together > 0.2
+
+
+def test_cli_envs_list(capsys):
+    import json
+
+    from hybridsim._src.cli.main import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["envs", "--help"])
+    assert e.value.code == 0 and "hybridsim envs list" in capsys.readouterr().out
+    assert main(["envs", "list", "--json"]) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert set(rows) == set(envs.registered())
+    assert rows["Reach"]["observation_size"] == 12 and rows["Reach"]["scene"] == "arm2"
+    assert rows["CoopPush"]["agents"] == ["finger_a", "finger_b"]
