@@ -292,3 +292,20 @@ def test_render_draws_the_reach_target(reach, reach_step):
     assert np.any(frames[0] != frames[1])
     single = envs.EpisodeWrapper(reach).render(a, width=64, height=48)
     np.testing.assert_array_equal(single, frames[0])
+
+
+def test_env_tasks_benchmark_smoke(tmp_path):
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "env_tasks.py"
+    spec = importlib.util.spec_from_file_location("env_tasks", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    out = tmp_path / "env.json"
+    args = ["--tasks", "CartpoleSwingup", "--batch-size", "2", "--steps", "3"]
+    assert mod.main([*args, "--repeats", "1", "--out", str(out)]) == 0
+    (row,) = json.loads(out.read_text())["rows"]
+    assert row["task"] == "CartpoleSwingup" and row["batch_size"] == 2
+    assert row["env_steps_per_s"] > 0 and row["core_steps_per_s"] > 0
