@@ -59,10 +59,18 @@ class EnvConfig:
     identified physical parameters). ``None``: physics alone."""
     max_qvel: float = 1e5
     """A world whose |qvel| exceeds this (rad/s or m/s) is flagged diverged and terminates."""
+    differentiable: bool = False
+    """Build the physics for ``jax.grad`` through ``step`` (impl ``"jax"`` only): MJX's
+    constraint solver runs one fixed iteration, as ``make_model(differentiable=True)``."""
 
     def __post_init__(self):
         if self.impl not in IMPLS:
             raise EnvError(f"impl must be one of {IMPLS}, got {self.impl!r}")
+        if self.differentiable and self.impl != "jax":
+            raise EnvError(
+                f"impl {self.impl!r} cannot be differentiated; use impl='jax' with "
+                "differentiable=True"
+            )
         if not isinstance(self.substeps, int) or self.substeps < 1:
             raise EnvError(f"substeps must be a positive int, got {self.substeps!r}")
         if not isinstance(self.episode_length, int) or self.episode_length < 1:
@@ -171,6 +179,9 @@ class Env(abc.ABC):
         self._config = config
         self._scene = load_scene(scene)
         m = self._scene.mj_model
+        if config.differentiable:  # MJX differentiates its solver only at a fixed count
+            m = copy.copy(m)
+            m.opt.iterations = 1
         self._mx = mjx_backend.put_model(m, config.impl)
         self._residual = None
         if config.residual_dir is not None:
