@@ -13,6 +13,7 @@ from hybridsim._src.errors import (
     DataFileError,
     FitError,
     HybridsimError,
+    ReconstructionError,
     SceneError,
     ShapeError,
 )
@@ -41,6 +42,7 @@ __all__ = [
     "DataFileError",
     "FitError",
     "HybridsimError",
+    "ReconstructionError",
     "Scene",
     "SceneError",
     "ShapeError",

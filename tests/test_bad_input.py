@@ -165,3 +165,12 @@ def test_initial_state_shape_error():
         hs.world_params("arm2", 2, dof_damping=np.zeros((3, 7)))
     with pytest.raises(hs.ShapeError, match="cannot vary per world"):
         hs.world_params("arm2", 2, geom_type=np.zeros((2, 1)))
+
+
+def test_a_scene_mjx_cannot_collide_is_a_backend_error():
+    xml = """<mujoco><worldbody>
+      <geom type="box" size="1 1 0.1"/>
+      <body pos="0 0 0.5"><freejoint/><geom type="cylinder" size="0.1 0.1"/></body>
+    </worldbody></mujoco>"""
+    with pytest.raises(hs.BackendError, match="cannot run this scene.*convex_hull"):
+        hs.make_model(xml, 1, backend="mjx")

@@ -25,7 +25,9 @@ def _run(*args: str, cwd=None) -> subprocess.CompletedProcess:
     )
 
 
-@pytest.mark.parametrize("command", ["demo", "rollout", "bench", "scenes", "reality", "residual"])
+@pytest.mark.parametrize(
+    "command", ["demo", "rollout", "bench", "scenes", "reality", "residual", "scene", "reconstruct"]
+)
 def test_every_command_has_help_with_an_example(command, capsys):
     with pytest.raises(SystemExit) as e:
         main([command, "--help"])

@@ -160,6 +160,14 @@ def test_domain_randomization_vmaps_over_model_fields(reach):
     assert dr.fields["body_mass"].shape == (bsz, reach.mj_model.nbody)
     with pytest.raises(hs.ShapeError, match="body_mass"):
         envs.DomainRandomizationWrapper(reach, params={"body_mass": np.ones((2, 1))})
+    # hybridsim.randomize plugs in with its config bound (dotted fields such as opt.gravity)
+    from hybridsim.randomize import RandomizeConfig, Range, randomize
+
+    config = RandomizeConfig(mass=Range(0.5, 2.0), gravity=Range(-0.5, 0.5))
+    fn = functools.partial(randomize, config=config)
+    wrapped = envs.DomainRandomizationWrapper(reach, fn, batch_size=5, key=jax.random.key(3))
+    assert wrapped.fields["opt.gravity"].shape == (5, 3)
+    assert wrapped.fields["body_subtreemass"].shape == (5, reach.mj_model.nbody)  # derived
 
 
 def test_hybrid_zero_residual_equals_physics_nonzero_differs(

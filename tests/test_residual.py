@@ -73,7 +73,30 @@ def test_fit_closes_the_gap_and_round_trips(arm2_data, tmp_path):
     model = hs.make_model(scene, 2, backend="c", substeps=2)
     out = residual.hybrid_rollout(model, again.residual, hs.init(model), test.ctrl[:2, :10])
     assert np.all(np.asarray(out.uncertainty) > 0)
-    assert not (tmp_path / "run" / "checkpoint.msgpack").exists()
+    assert not (tmp_path / "run" / "checkpoint").exists()
+
+
+def test_fit_keeps_the_zero_residual_when_training_does_not_beat_it(arm2_data, tmp_path):
+    """Early stopping scores the starting point too: a fit whose training only makes the
+    validation loss worse (here a learning rate that makes it diverge) returns the zero residual,
+    which equals plain physics, rather than the least bad of its trained models."""
+    scene, train, test = arm2_data
+    config = residual.FitConfig(
+        residual=residual.ResidualConfig(kind="force", hidden=(64, 64), ensemble=2),
+        one_step_iters=300,
+        multi_step_iters=0,
+        eval_every=100,
+        learning_rate=1e4,
+        seed=0,
+    )
+    fitted = residual.fit(scene, train, config, tmp_path / "run")
+    assert fitted.log[0]["step"] == 0
+    assert all(e["val"] > fitted.log[0]["val"] for e in fitted.log[1:])
+    model = hs.make_model(scene, 2, backend="c", substeps=2)
+    state = hs.init(model)
+    out = residual.hybrid_rollout(model, fitted.residual, state, test.ctrl[:2, :10])
+    plain = hs.rollout(model, state, test.ctrl[:2, :10])
+    np.testing.assert_allclose(out.traj.qpos, plain.qpos, atol=ZERO_RESIDUAL_C_ATOL)
 
 
 def test_interrupted_fit_resumes_to_the_same_result(arm2_data, tmp_path):
@@ -97,7 +120,7 @@ def test_interrupted_fit_resumes_to_the_same_result(arm2_data, tmp_path):
 
     with pytest.raises(Interrupt):
         residual.fit(scene, train, config, tmp_path / "cut", progress=stop_at_150)
-    assert (tmp_path / "cut" / "checkpoint.msgpack").exists()
+    assert (tmp_path / "cut" / "checkpoint").is_dir()
     lines = []
     resumed = residual.fit(scene, train, config, tmp_path / "cut", progress=lines.append)
     assert any(line.startswith("resuming from") for line in lines)
@@ -111,10 +134,24 @@ def test_interrupted_fit_resumes_to_the_same_result(arm2_data, tmp_path):
 
 def test_corrupt_checkpoint_is_a_clear_error(arm2_data, tmp_path):
     scene, train, _ = arm2_data
-    (tmp_path / "run").mkdir()
-    (tmp_path / "run" / "checkpoint.msgpack").write_bytes(b"garbage")
-    config = residual.FitConfig(one_step_iters=10, multi_step_iters=0)
-    with pytest.raises(hs.DataFileError, match="checkpoint.msgpack"):
+    config = residual.FitConfig(
+        residual=residual.ResidualConfig(hidden=(16,)),
+        one_step_iters=100,
+        multi_step_iters=0,
+        eval_every=50,
+    )
+
+    def stop_at_100(msg):
+        if msg.startswith("one-step 100/"):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        residual.fit(scene, train, config, tmp_path / "run", progress=stop_at_100)
+    damaged = [f for f in (tmp_path / "run" / "checkpoint").rglob("*") if f.is_file()]
+    assert damaged
+    for f in damaged:
+        f.write_bytes(b"garbage")
+    with pytest.raises(hs.DataFileError, match="checkpoint.*corrupt"):
         residual.fit(scene, train, config, tmp_path / "run")
 
 

@@ -29,3 +29,7 @@ class FitError(HybridsimError, RuntimeError):
 
 class EnvError(HybridsimError, ValueError):
     """An environment name or configuration is unknown or invalid."""
+
+
+class ReconstructionError(HybridsimError, ValueError):
+    """Captured data (depth images, point clouds) gave no geometry, e.g. no valid pixel."""

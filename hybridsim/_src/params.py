@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from typing import Any
 
@@ -22,7 +23,42 @@ PER_WORLD_FIELDS: dict[str, str] = {
     "jnt_stiffness": "(B, njnt) N/m or N m/rad",
     "actuator_gainprm": "(B, nu, 10) actuator gain parameters",
     "actuator_biasprm": "(B, nu, 10) actuator bias parameters",
+    "opt.gravity": "(B, 3) m/s^2, gravity in the world frame",
+    "geom_rgba": "(B, ngeom, 4) colour in [0, 1]",
+    "mat_rgba": "(B, nmat, 4) material colour in [0, 1]",
+    "light_pos": "(B, nlight, 3) m, in the parent body frame",
+    "light_dir": "(B, nlight, 3) unit vector, in the parent body frame",
+    "cam_pos": "(B, ncam, 3) m, in the parent body frame",
+    "cam_quat": "(B, ncam, 4) unit quaternion (w, x, y, z), in the parent body frame",
 }
+
+
+def model_field(model: Any, name: str) -> Any:
+    """The array ``name`` of an MjModel (or mjx.Model); dotted names reach into ``opt``."""
+    obj = model
+    for part in name.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+# Fields from which MuJoCo's ``mj_setConst`` derives constants, and the derived constants
+# that MJX reads as model arrays. MuJoCo C reads e.g. ``body_subtreemass`` for gravity, and
+# both backends read the inverse weights for constraint softness, so after a per-world edit
+# of a field in CONST_INPUTS each world gets its own derived constants (``world_mj_model``
+# for ``c``, ``derived_fields`` for ``mjx``/``warp``).
+CONST_INPUTS = frozenset(
+    {"body_mass", "body_inertia", "body_ipos", "dof_armature", "cam_pos", "light_pos"}
+)
+DERIVED_FIELDS = (
+    "body_subtreemass",
+    "body_invweight0",
+    "dof_invweight0",
+    "tendon_invweight0",
+    "actuator_acc0",
+    "dof_M0",
+    "cam_poscom0",
+    "light_poscom0",
+)
 
 
 @pytree_dataclass
@@ -63,7 +99,7 @@ def _check_fields(mj_model: Any, batch_size: int, fields: Mapping[str, Any]) -> 
             raise ShapeError(
                 f"{name!r} cannot vary per world; fields that can: {sorted(PER_WORLD_FIELDS)}"
             )
-        base = np.asarray(getattr(mj_model, name))
+        base = np.asarray(model_field(mj_model, name))
         arr = np.asarray(value, dtype=np.float64)
         if arr.shape == base.shape:
             arr = np.broadcast_to(arr, (batch_size, *base.shape))
@@ -74,5 +110,62 @@ def _check_fields(mj_model: Any, batch_size: int, fields: Mapping[str, Any]) -> 
             )
         if not np.all(np.isfinite(arr)):
             raise ShapeError(f"world parameter {name!r} has non-finite values")
+        if name == "body_ipos":
+            _check_com_movable(mj_model, arr)
         out[name] = np.ascontiguousarray(arr)
     return WorldParams(fields=out)
+
+
+def world_mj_model(mj_model: Any, fields: Mapping[str, np.ndarray], b: int) -> Any:
+    """A copy of ``mj_model`` with world ``b``'s fields written and constants re-derived."""
+    import mujoco
+
+    mb = copy.deepcopy(mj_model)
+    for name, value in fields.items():
+        model_field(mb, name)[...] = value[b]
+    if CONST_INPUTS & fields.keys():
+        mujoco.mj_setConst(mb, mujoco.MjData(mb))
+    return mb
+
+
+def derived_fields(mj_model: Any, fields: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """``(B, ...)`` derived constants (``DERIVED_FIELDS``) that differ from the scene's.
+
+    Empty unless ``fields`` touch ``CONST_INPUTS``. Used by the ``mjx``/``warp`` backends,
+    which cannot run ``mj_setConst`` per world themselves.
+    """
+    if not CONST_INPUTS & fields.keys():
+        return {}
+    bsz = int(np.shape(next(iter(fields.values())))[0])
+    per_world = [world_mj_model(mj_model, fields, b) for b in range(bsz)]
+    out = {}
+    for name in DERIVED_FIELDS:
+        stacked = np.stack([np.asarray(getattr(mb, name), np.float64) for mb in per_world])
+        if not np.array_equal(stacked, np.broadcast_to(getattr(mj_model, name), stacked.shape)):
+            out[name] = stacked
+    return out
+
+
+def com_movable(mj_model: Any) -> np.ndarray:
+    """``(nbody,)`` bool: bodies whose centre of mass may move per world.
+
+    MuJoCo compiles a body whose centre of mass sits at its origin (``body_sameframe ==
+    1``, or a ``simple`` body) with a mass matrix that has no room for the coupling a
+    moved centre of mass brings, on C and MJX alike; such a body needs an ``<inertial
+    pos=...>`` offset in the MJCF before its centre of mass can vary.
+    """
+    return (np.asarray(mj_model.body_sameframe) != 1) & (np.asarray(mj_model.body_simple) == 0)
+
+
+def _check_com_movable(mj_model: Any, ipos: np.ndarray) -> None:
+    moved = np.any(ipos != np.asarray(mj_model.body_ipos), axis=(0, 2))
+    bad = np.flatnonzero(moved & ~com_movable(mj_model))
+    if bad.size:
+        import mujoco
+
+        names = [mujoco.mj_id2name(mj_model, mujoco.mjtObj.mjOBJ_BODY, int(i)) for i in bad]
+        raise ShapeError(
+            f"body_ipos: bodies {names} were compiled with their centre of mass at the body "
+            "origin, so it cannot vary per world (the compiled mass matrix has no room for "
+            "it); give them an <inertial pos=...> offset in the MJCF"
+        )

@@ -13,6 +13,7 @@ import numpy as np
 
 from hybridsim._src.errors import SceneError, ShapeError
 from hybridsim._src.io import atomic_path
+from hybridsim._src.params import WorldParams
 from hybridsim._src.scene import Scene
 
 
@@ -23,12 +24,16 @@ def render_frames(
     height: int = 120,
     camera: str | int | None = None,
     mocap_pos: np.ndarray | None = None,
+    params: WorldParams | None = None,
 ) -> np.ndarray:
     """Renders one RGB frame per row of ``qpos (N, nq)`` -> ``(N, height, width, 3)`` uint8.
 
     ``camera`` is a camera name or id of the scene (default: the one named ``main``,
     else the first camera). ``mocap_pos (N, nmocap, 3)`` (m) places the mocap bodies (e.g.
-    a reach target); default: their positions in the model.
+    a reach target); default: their positions in the model. ``params``, when given, holds
+    per-frame model fields (``WorldParams`` with batch size N, e.g. from
+    ``hybridsim.randomize``): frame i is rendered with row i (colours, lights, camera
+    pose, ...).
     """
     import jax
     import mujoco
@@ -57,6 +62,11 @@ def render_frames(
     mocap_pos = np.asarray(mocap_pos, dtype=np.float64)
     if mocap_pos.shape != (n, m.nmocap, 3):
         raise ShapeError(f"mocap_pos must have shape ({n}, {m.nmocap}, 3), got {mocap_pos.shape}")
+    if params is not None and params.batch_size != n:
+        raise ShapeError(f"render params are for {params.batch_size} frames, qpos has {n}")
+    fields = (
+        {} if params is None else {k: np.asarray(v, np.float32) for k, v in params.fields.items()}
+    )
     ctx = mjx.create_render_context(
         mjm=m,
         nworld=n,
@@ -72,9 +82,20 @@ def render_frames(
         d = mjx.make_data(m, impl="warp").replace(qpos=q, mocap_pos=mp)
         return mjx.forward(mx, d)
 
-    dx = jax.jit(jax.vmap(frame))(qpos.astype(np.float32), mocap_pos.astype(np.float32))
-    dx = jax.jit(mjx.refit_bvh)(mx, dx, ctx.pytree())
-    rgb_packed, _, _ = jax.jit(mjx.render)(mx, dx, ctx.pytree())
+    def frame_with(f, q, mp):  # per-frame model fields (colours, lights, camera pose, ...)
+        mf = mx.tree_replace(f)
+        d = mjx.make_data(m, impl="warp").replace(qpos=q, mocap_pos=mp)
+        d = mjx.forward(mf, d)
+        d = mjx.refit_bvh(mf, d, ctx.pytree())
+        return mjx.render(mf, d, ctx.pytree())[0]
+
+    q32, mp32 = qpos.astype(np.float32), mocap_pos.astype(np.float32)
+    if fields:
+        rgb_packed = jax.jit(jax.vmap(frame_with))(fields, q32, mp32)
+    else:
+        dx = jax.jit(jax.vmap(frame))(q32, mp32)
+        dx = jax.jit(mjx.refit_bvh)(mx, dx, ctx.pytree())
+        rgb_packed, _, _ = jax.jit(mjx.render)(mx, dx, ctx.pytree())
     rgb = mjx.get_rgb(ctx.pytree(), 0, rgb_packed)  # only the active camera is rendered
     return (np.clip(np.asarray(rgb), 0.0, 1.0) * 255).astype(np.uint8)
 
@@ -112,3 +133,86 @@ def write_png(path: str | Path, image: np.ndarray) -> Path:
     with atomic_path(path, suffix=".png") as tmp:
         tmp.write_bytes(png)
     return path
+
+
+def render_depth(
+    scene: Scene,
+    qpos: np.ndarray,
+    width: int = 160,
+    height: int = 120,
+    camera: str | int | None = None,
+    params: WorldParams | None = None,
+    far: float = 100.0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Depth images of a scene, with their cameras: a synthetic depth capture.
+
+    Frame i shows ``qpos[i] (N, nq)`` from the scene's camera (default: ``main``, else
+    the first), moved by row i of ``params`` when given (e.g. ``cam_pos``/``cam_quat``
+    from ``hybridsim.randomize`` to look from many poses).
+
+    Returns:
+      ``depth (N, height, width)`` float32 m, z-depth along the optical axis, NaN where
+      nothing is hit within ``far`` m; ``intrinsics (3, 3)`` (pixels); ``poses (N, 4, 4)``
+      camera-to-world in OpenCV axes (x right, y down, z forward): the inputs of
+      ``reconstruct_from_depth`` and of a depth-capture file.
+    """
+    import jax
+    import mujoco
+    from mujoco import mjx
+
+    from hybridsim._src.progress import quiet_warp
+
+    quiet_warp()
+    m = scene.mj_model
+    qpos = np.asarray(qpos, dtype=np.float64)
+    if qpos.ndim != 2 or qpos.shape[1] != m.nq:
+        raise ShapeError(f"qpos to render must have shape (N, {m.nq}), got {qpos.shape}")
+    if m.ncam == 0:
+        raise SceneError(f"scene {scene.name!r} has no camera to render from")
+    if camera is None:
+        cam_id = max(0, mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_CAMERA, "main"))
+    elif isinstance(camera, str):
+        cam_id = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_CAMERA, camera)
+        if cam_id < 0:
+            raise SceneError(f"scene {scene.name!r} has no camera named {camera!r}")
+    else:
+        cam_id = int(camera)
+    if m.cam_projection[cam_id] != 0 or m.cam_sensorsize[cam_id, 1] != 0:
+        raise SceneError(
+            f"camera {cam_id} of scene {scene.name!r}: depth captures need a perspective "
+            "camera given by fovy (no orthographic projection, no sensorsize/intrinsics)"
+        )
+    n = qpos.shape[0]
+    if params is not None and params.batch_size != n:
+        raise ShapeError(f"render params are for {params.batch_size} frames, qpos has {n}")
+    fields = (
+        {} if params is None else {k: np.asarray(v, np.float32) for k, v in params.fields.items()}
+    )
+    ctx = mjx.create_render_context(
+        mjm=m,
+        nworld=n,
+        cam_res=(width, height),
+        render_rgb=False,
+        render_depth=True,
+        use_shadows=False,
+        cam_active=[cam_id],
+    )
+    mx = mjx.put_model(m, impl="warp")
+
+    def frame(f, q):
+        mf = mx.tree_replace(f) if f else mx
+        d = mjx.forward(mf, mjx.make_data(m, impl="warp").replace(qpos=q))
+        d = mjx.refit_bvh(mf, d, ctx.pytree())
+        _, depth, _ = mjx.render(mf, d, ctx.pytree())
+        return depth, d.cam_xpos[cam_id], d.cam_xmat[cam_id]
+
+    depth_packed, xpos, xmat = jax.jit(jax.vmap(frame))(fields, qpos.astype(np.float32))
+    depth = np.asarray(mjx.get_depth(ctx.pytree(), 0, depth_packed, far))[..., 0] * far
+    depth = np.where((depth > 0) & (depth < far), depth, np.nan).astype(np.float32)
+    # Ray through pixel (u, v) passes at ((u + 0.5) / W, (v + 0.5) / H) of the image plane.
+    f = 0.5 * height / np.tan(np.deg2rad(float(m.cam_fovy[cam_id])) / 2)
+    intrinsics = np.array([[f, 0, (width - 1) / 2], [0, f, (height - 1) / 2], [0, 0, 1]])
+    poses = np.tile(np.eye(4), (n, 1, 1))
+    poses[:, :3, :3] = np.asarray(xmat, np.float64).reshape(n, 3, 3) * np.array([1, -1, -1])
+    poses[:, :3, 3] = np.asarray(xpos, np.float64)
+    return depth, intrinsics.astype(np.float32), poses.astype(np.float32)

@@ -21,7 +21,7 @@ import numpy as np
 from hybridsim._src.backends import c as c_backend
 from hybridsim._src.dataclasses import pytree_dataclass, static_field
 from hybridsim._src.errors import BackendError, ShapeError
-from hybridsim._src.params import WorldParams, _check_fields
+from hybridsim._src.params import WorldParams, _check_fields, derived_fields
 from hybridsim._src.scene import Scene, load_scene
 from hybridsim._src.types import SimState, Trajectory
 
@@ -164,6 +164,8 @@ def make_model(
         ) from None
     sharding = _batch_sharding(batch_size, shard) if name == "mjx" else None
     dtype = jnp.result_type(float)
+    # Derived constants (subtree masses, inverse weights) of each world, as c has them.
+    fields.update(derived_fields(scene.mj_model, fields))
     jfields = {k: jnp.asarray(v, dtype) for k, v in fields.items()}
     if sharding is not None:
         jfields = jax.device_put(jfields, sharding)

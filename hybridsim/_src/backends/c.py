@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import copy
 import os
 
 import mujoco
 import numpy as np
 from mujoco import rollout as mj_rollout
 
-from hybridsim._src.params import WorldParams
+from hybridsim._src.params import WorldParams, world_mj_model
 from hybridsim._src.types import Status
 
 _FULL = mujoco.mjtState.mjSTATE_FULLPHYSICS
@@ -30,12 +29,7 @@ class CRuntime:
         if params is None:
             self.models: list[mujoco.MjModel] = [mj_model]
         else:
-            self.models = []
-            for b in range(batch_size):
-                mb = copy.deepcopy(mj_model)
-                for name, value in params.fields.items():
-                    getattr(mb, name)[...] = value[b]
-                self.models.append(mb)
+            self.models = [world_mj_model(mj_model, params.fields, b) for b in range(batch_size)]
         self.nthread = max(1, os.cpu_count() or 1)
         self.datas = [mujoco.MjData(mj_model) for _ in range(self.nthread)]
         self.nstate = mujoco.mj_stateSize(mj_model, _FULL)

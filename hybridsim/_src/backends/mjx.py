@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import mujoco
 from mujoco import mjx
 
+from hybridsim._src.errors import BackendError
 from hybridsim._src.types import Status
 
 
@@ -25,7 +26,15 @@ def put_model(mj_model: mujoco.MjModel, impl: str) -> Any:
         from hybridsim._src.progress import quiet_warp
 
         quiet_warp()
-    return mjx.put_model(mj_model, impl=impl)
+    try:
+        return mjx.put_model(mj_model, impl=impl)
+    except NotImplementedError as e:
+        # e.g. MJX-JAX has no cylinder-box or cylinder-heightfield collision.
+        raise BackendError(
+            f"MJX (impl={impl!r}) cannot run this scene: {e}. Use backend 'c', or give the "
+            "offending geoms a supported type (the scene builder's collision='convex_hull' "
+            "turns a primitive into a convex mesh)"
+        ) from None
 
 
 def _with_fields(mx: Any, fields: dict[str, jax.Array]) -> Any:

@@ -145,8 +145,19 @@ def cmd_rollout(args: argparse.Namespace) -> int:
             f"at [world {first[0]}, step {first[1]}, actuator {first[2]}]"
         )
     bsz, steps, _ = ctrl.shape
+    params = None
+    if args.randomize:
+        import jax
+
+        from hybridsim._src.randomize import load_randomize_config, randomize
+
+        config = load_randomize_config(args.randomize)
+        params = randomize(scene, jax.random.key(args.seed), bsz, config)
+        progress.say(f"randomizing {sorted(config.to_dict())} per world (seed {args.seed})")
     with progress.phase(f"preparing {bsz} worlds of {scene.name!r} on backend {args.backend!r}"):
-        model = hs.make_model(scene, bsz, backend=args.backend, substeps=args.substeps)
+        model = hs.make_model(
+            scene, bsz, backend=args.backend, substeps=args.substeps, params=params
+        )
     with progress.phase(f"rolling out {steps} control steps on {model.backend!r}"):
         traj = hs.rollout(model, hs.init(model), ctrl)
     path = hs.save_trajectory(args.out, traj)
@@ -264,6 +275,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", default="auto", choices=["auto", "c", "mjx", "warp"])
     p.add_argument("--substeps", type=int, default=1, help="physics steps per control step")
     p.add_argument("--out", required=True, help="output .npz")
+    p.add_argument(
+        "--randomize",
+        help="domain randomization ranges: a .json/.toml table (e.g. the randomize.json that "
+        "'scene build' writes) or a scene spec with a [randomize] table",
+    )
+    p.add_argument("--seed", type=int, default=0, help="randomization seed")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=cmd_rollout)
 
@@ -285,10 +302,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="hybridsim_out/bench.json")
     p.set_defaults(func=cmd_bench)
 
-    from hybridsim._src.cli import envs_cmd, reality_cmd, residual_cmd
+    from hybridsim._src.cli import (
+        envs_cmd,
+        reality_cmd,
+        reconstruct_cmd,
+        residual_cmd,
+        scene_cmd,
+    )
 
     reality_cmd.add_parser(sub)
     residual_cmd.add_parser(sub)
+    scene_cmd.add_parser(sub)
+    reconstruct_cmd.add_parser(sub)
     envs_cmd.add_parser(sub)
 
     p = sub.add_parser(

@@ -39,10 +39,12 @@ def _fit(args: argparse.Namespace) -> int:
     if config.sysid_only and not sysid:
         raise hs.ShapeError("--kind none fits physical parameters only: give --sysid FIELDS")
     fitted = fit(scene, episodes, config, args.out, progress=progress.say)
-    last = fitted.log[-1] if fitted.log else {}
+    vals = [e["val"] for e in fitted.log if e["phase"] == fitted.log[-1]["phase"]]
+    kept = min(vals, default=float("nan"))
+    start = " (the starting point: training did not improve on it)" if vals[:1] == [kept] else ""
     print(
         f"wrote {args.out}: kind {args.kind}, sysid {list(fitted.sysid) or 'none'}, "
-        f"last validation loss {last.get('val', float('nan')):.4g}"
+        f"validation score of the kept model {kept:.4g}{start}"
     )
     return 0
 

@@ -201,8 +201,12 @@ class Env(abc.ABC):
         from hybridsim._src.residual.fit import load_fitted
 
         fitted = load_fitted(residual_dir, self._scene)
-        if fitted.sysid:
-            fields = {k: jnp.asarray(v, jnp.float32) for k, v in fitted.sysid.items()}
+        if fitted.sysid:  # identified parameters, with the constants derived from them
+            from hybridsim._src.params import derived_fields
+
+            one = {k: np.asarray(v, np.float64)[None] for k, v in fitted.sysid.items()}
+            one.update(derived_fields(self._scene.mj_model, one))
+            fields = {k: jnp.asarray(v[0], jnp.float32) for k, v in one.items()}
             self._mx = mjx_backend._with_fields(self._mx, fields)
         if fitted.residual is not None:
             self.set_residual(fitted.residual)

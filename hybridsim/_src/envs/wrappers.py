@@ -22,7 +22,7 @@ import numpy as np
 
 from hybridsim._src.envs.base import Env, EnvState, ResetSnapshot
 from hybridsim._src.errors import ShapeError
-from hybridsim._src.params import WorldParams
+from hybridsim._src.params import WorldParams, derived_fields, model_field
 
 
 class Wrapper(Env):
@@ -268,16 +268,22 @@ class DomainRandomizationWrapper(Wrapper):
         fields = params.fields if isinstance(params, WorldParams) else dict(params)
         if not fields:
             raise ShapeError("domain randomization needs at least one per-world field")
-        sizes = {k: int(np.shape(v)[0]) for k, v in fields.items()}
-        bsz = batch_size if batch_size is not None else next(iter(sizes.values()))
+        bsz = (
+            batch_size if batch_size is not None else int(np.shape(next(iter(fields.values())))[0])
+        )
         m = env.mj_model
         for k, v in fields.items():
-            base = np.shape(getattr(m, k)) if hasattr(m, k) else None
-            if np.shape(v)[0] != bsz or (base is not None and np.shape(v)[1:] != base):
+            try:
+                base = np.shape(model_field(m, k))
+            except AttributeError:
+                raise ShapeError(f"{k!r} is not an MjModel field") from None
+            if np.shape(v) != (bsz, *base):
                 raise ShapeError(
-                    f"per-world field {k!r}: expected shape {(bsz, *(base or ()))}, "
-                    f"got {np.shape(v)}"
+                    f"per-world field {k!r}: expected shape {(bsz, *base)}, got {np.shape(v)}"
                 )
+        fields = {k: np.asarray(v, np.float64) for k, v in fields.items()}
+        # each world's derived constants (subtree masses, inverse weights), as make_model does
+        fields.update(derived_fields(m, fields))
         self.batch_size = int(bsz)
         self.fields = {k: jnp.asarray(v, jnp.float32) for k, v in fields.items()}
         """Field name -> (B, ...) float32 per-world values."""

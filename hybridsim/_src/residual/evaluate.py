@@ -83,7 +83,25 @@ def evaluate(
             ]
         )
     )
-    # open-loop windows
+    rmse = rollout_rmse(scene, episodes, horizon, residual, params, hist)
+    return {"one_step_nmse": nmse, "rollout_rmse": rmse}
+
+
+def rollout_rmse(
+    scene: Scene,
+    episodes: rdata.Episodes,
+    horizon: int,
+    residual: Residual | None = None,
+    params: dict[str, np.ndarray] | None = None,
+    hist: np.ndarray | None = None,
+) -> float:
+    """Open-loop qpos RMSE at step ``horizon`` (the windows rule of the module docstring)."""
+    substeps = rdata.substeps_for(scene, episodes.control_dt)
+    n, t = episodes.num, episodes.steps
+    m = scene.mj_model
+    history = residual.config.history if residual is not None else 0
+    if hist is None:
+        hist = rdata.histories(episodes, history)
     starts = np.arange(0, t - horizon + 1, horizon)
     wq = episodes.qpos[:, starts].reshape(-1, m.nq)
     wv = episodes.qvel[:, starts].reshape(-1, m.nv)
@@ -91,8 +109,7 @@ def evaluate(
     wu = np.stack([episodes.ctrl[:, s : s + horizon] for s in starts], 1).reshape(-1, horizon, m.nu)
     target = episodes.qpos[:, starts + horizon].reshape(-1, m.nq)
     rq, _ = _predict(scene, episodes, substeps, residual, params, wq, wv, wh, wu)
-    rmse = float(np.sqrt(np.mean((rq[:, -1] - target) ** 2)))
-    return {"one_step_nmse": nmse, "rollout_rmse": rmse}
+    return float(np.sqrt(np.mean((rq[:, -1] - target) ** 2)))
 
 
 def error_vs_horizon(

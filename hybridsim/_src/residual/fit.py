@@ -8,14 +8,16 @@
    gradient through MJX, alone or jointly with the residual.
 
 AdamW with gradient clipping and a cosine schedule; a validation split with early
-stopping; checkpoints written atomically and resumed after an interruption; deterministic
-for a seed.
+stopping and model selection on the open-loop error of validation rollouts (the starting
+point, e.g. the zero residual, competes too); orbax checkpoints written atomically and
+resumed after an interruption; deterministic for a seed.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,7 @@ from hybridsim._src.errors import DataFileError, FitError, ShapeError
 from hybridsim._src.io import atomic_path
 from hybridsim._src.params import PER_WORLD_FIELDS
 from hybridsim._src.residual import data as rdata
+from hybridsim._src.residual import evaluate as revaluate
 from hybridsim._src.residual.model import (
     Residual,
     ResidualConfig,
@@ -75,6 +78,10 @@ class FitConfig:
     """MjModel fields to identify (see ``SYSID_FIELDS``); empty: none."""
     sysid_only: bool = False
     """Fit the physical parameters alone, without a residual."""
+    select_horizon: int = 50
+    """Early stopping and the choice of the kept model score open-loop validation
+    rollouts: the qpos RMSE at this many control steps (MuJoCo C, as ``evaluate``; clipped
+    to the episode length). 0: score each phase's own loss on the validation data."""
     seed: int = 0
 
     def __post_init__(self):
@@ -134,6 +141,54 @@ def _load(path: Path, template: Any) -> tuple[Any, dict]:
         return jax.tree.unflatten(treedef, [jnp.asarray(x) for x in leaves]), payload["meta"]
     except (OSError, ValueError, KeyError, TypeError, IndexError) as e:
         raise DataFileError(f"{str(path)!r} is missing or corrupt: {e}") from None
+
+
+# Orbax numbers checkpoints by step, increasing; the multi-step phase counts its steps from
+# zero again, so its checkpoints are numbered from this offset.
+_PHASE_OFFSET = {"one_step": 0, "multi_step": 10**9}
+
+
+def _checkpointer(path: Path):
+    import orbax.checkpoint as ocp
+
+    options = ocp.CheckpointManagerOptions(max_to_keep=1, enable_async_checkpointing=False)
+    return ocp, ocp.CheckpointManager(path.absolute(), options=options)
+
+
+def _save_checkpoint(path: Path, arrays: Any, meta: dict) -> None:
+    """An orbax checkpoint of ``arrays`` and ``meta``; orbax writes into a temporary folder
+    and renames it when complete, so an interruption leaves the previous one intact."""
+    ocp, mgr = _checkpointer(path)
+    with mgr:
+        mgr.save(
+            _PHASE_OFFSET[meta["phase"]] + meta["step"],
+            args=ocp.args.Composite(
+                arrays=ocp.args.StandardSave(arrays), meta=ocp.args.JsonSave(meta)
+            ),
+            force=True,
+        )
+
+
+def _load_checkpoint(path: Path, template: Any) -> tuple[Any, dict]:
+    """The latest checkpoint under ``path`` in the structure of ``template``."""
+    ocp, mgr = _checkpointer(path)
+    try:
+        with mgr:
+            step = mgr.latest_step()
+            if step is None:
+                raise ValueError("no complete checkpoint in it")
+            got = mgr.restore(
+                step,
+                args=ocp.args.Composite(
+                    arrays=ocp.args.StandardRestore(template), meta=ocp.args.JsonRestore()
+                ),
+            )
+        return got.arrays, dict(got.meta)
+    except Exception as e:  # orbax raises many types for a damaged folder
+        raise DataFileError(
+            f"checkpoint {str(path)!r} is corrupt ({type(e).__name__}: {e}); delete it to "
+            "start the fit again"
+        ) from None
 
 
 @dataclasses.dataclass
@@ -227,9 +282,9 @@ def fit(
     )
     trainable = {"net": res.params, "theta": theta}
     run = _Run(trainable, opt.init(trainable), "one_step", best_params=trainable)
-    ckpt = out / "checkpoint.msgpack"
+    ckpt = out / "checkpoint"
     if ckpt.exists():
-        arrays, meta = _load(ckpt, (run.trainable, run.opt_state, run.trainable))
+        arrays, meta = _load_checkpoint(ckpt, (run.trainable, run.opt_state, run.trainable))
         if meta.get("fingerprint") == fingerprint:
             run = _Run(
                 *arrays[:2],
@@ -243,6 +298,9 @@ def fit(
         else:
             say(f"ignoring {ckpt}: it belongs to another configuration or data set")
 
+    select_h = min(config.select_horizon, val.steps)
+    val_label = f"val qpos RMSE@{select_h}" if select_h > 0 else "val"
+
     def checkpoint() -> None:
         meta = {
             "step": run.step,
@@ -251,14 +309,17 @@ def fit(
             "phase": run.phase,
             "fingerprint": fingerprint,
         }
-        _save(ckpt, (run.trainable, run.opt_state, run.best_params), meta)
+        _save_checkpoint(ckpt, (run.trainable, run.opt_state, run.best_params), meta)
 
     def track(loss: float, val: float, total: int, every: int) -> bool:
         """Logs, checkpoints and returns True when early stopping says stop."""
         if run.step % every and run.step != total:
             return False
         log.append({"phase": run.phase, "step": run.step, "train": loss, "val": val})
-        say(f"{run.phase.replace('_', '-')} {run.step}/{total}: train {loss:.4g} val {val:.4g}")
+        say(
+            f"{run.phase.replace('_', '-')} {run.step}/{total}: train {loss:.4g} "
+            f"{val_label} {val:.4g}"
+        )
         if not np.isfinite(val):
             raise FitError(
                 f"{run.phase} validation loss became {val} at step {run.step}; the gradients "
@@ -273,6 +334,23 @@ def fit(
             say("early stop (validation loss stopped improving)")
             return True
         return False
+
+    def baseline(val: float) -> None:
+        """Scores the phase's starting point, so that training has to beat it: a phase
+        that never improves on it (a residual that cannot generalise from this data) keeps
+        the start, e.g. the zero residual, which equals plain physics."""
+        log.append({"phase": run.phase, "step": 0, "train": float("nan"), "val": val})
+        say(f"{run.phase.replace('_', '-')} 0: {val_label} {val:.4g} (starting point)")
+        if np.isfinite(val):
+            run.best, run.best_params = val, run.trainable
+
+    def select_score(tr: Any) -> float | None:
+        """The validation open-loop error the kept model is chosen by (None: off)."""
+        if select_h < 1:
+            return None
+        r = res.replace(params=tr["net"]) if do_residual else None
+        p = {k: np.asarray(v) for k, v in sysid_values(scene, tr["theta"]).items()}
+        return revaluate.rollout_rmse(scene, val, select_h, r, p or None)
 
     # ---- phase 1: one-step regression -------------------------------------------------
     if do_residual and run.phase == "one_step":
@@ -301,11 +379,14 @@ def fit(
         jit_loss = jax.jit(loss_fn)
 
         def val_loss(tr):
-            return jit_loss(tr, norm, xv, yv)
+            score = select_score(tr)
+            return jit_loss(tr, norm, xv, yv) if score is None else score
 
         key = np.random.default_rng(config.seed + 1)
         bs = min(config.batch_size, len(x_tr))
         start = run.step
+        if start == 0:
+            baseline(float(val_loss(run.trainable)))
         for it in range(config.one_step_iters):
             idx = key.integers(0, len(x_tr), bs)  # drawn even when resuming: same stream
             if it < start:
@@ -332,7 +413,19 @@ def fit(
     ):
         if not do_residual:
             run.phase = "multi_step"
-        _multi_step(scene, res, train, val, config, substeps, opt, run, track, do_residual, say)
+        _multi_step(
+            scene,
+            res,
+            train,
+            val,
+            config,
+            substeps,
+            opt,
+            run,
+            (track, baseline, select_score),
+            do_residual,
+            say,
+        )
     trainable = run.best_params
     if not all(bool(np.all(np.isfinite(x))) for x in jax.tree.leaves(trainable)):
         raise FitError("the fitted parameters are not finite; nothing was written")
@@ -343,13 +436,15 @@ def fit(
         log=log,
     )
     save_fitted(out, scene, fitted, config, episodes.control_dt)
-    ckpt.unlink(missing_ok=True)
+    shutil.rmtree(ckpt, ignore_errors=True)
     return fitted
 
 
-def _multi_step(scene, res, train, val, config, substeps, opt, run, track, do_residual, say):
+def _multi_step(scene, res, train, val, config, substeps, opt, run, hooks, do_residual, say):
     """Unrolls the hybrid through differentiable MJX; updates ``run`` in place."""
     from hybridsim._src import sim
+
+    track, baseline, select_score = hooks
 
     h = config.horizon
     rc = config.residual
@@ -404,12 +499,19 @@ def _multi_step(scene, res, train, val, config, substeps, opt, run, track, do_re
         upd, os_ = opt.update(g, os_, tr)
         return optax.apply_updates(tr, upd), os_, loss
 
-    val_loss = jax.jit(loss_fn)
+    jit_loss = jax.jit(loss_fn)
+
+    def val_loss(tr, *args):
+        score = select_score(tr)
+        return jit_loss(tr, *args) if score is None else score
+
     rng = np.random.default_rng(config.seed + 2)
     vidx = rng.choice(len(wva[0]), nb, replace=False)
     vbatch = [jnp.asarray(a[vidx], jnp.float32) for a in wva]
     say(f"multi-step: compiling the {config.horizon}-step unroll through MJX")
     start, every = run.step, max(1, config.eval_every // 4)
+    if start == 0:
+        baseline(float(val_loss(run.trainable, norm, *vbatch)))
     for it in range(config.multi_step_iters):
         idx = rng.choice(len(wtr[0]), nb, replace=False)  # drawn even when resuming
         if it < start:
