@@ -27,5 +27,9 @@ class FitError(HybridsimError, RuntimeError):
     """Fitting could not produce a usable model (e.g. the gradients were not finite)."""
 
 
+class EnvError(HybridsimError, ValueError):
+    """An environment name or configuration is unknown or invalid."""
+
+
 class ReconstructionError(HybridsimError, ValueError):
     """Captured data (depth images, point clouds) gave no geometry, e.g. no valid pixel."""

@@ -23,14 +23,17 @@ def render_frames(
     width: int = 160,
     height: int = 120,
     camera: str | int | None = None,
+    mocap_pos: np.ndarray | None = None,
     params: WorldParams | None = None,
 ) -> np.ndarray:
     """Renders one RGB frame per row of ``qpos (N, nq)`` -> ``(N, height, width, 3)`` uint8.
 
     ``camera`` is a camera name or id of the scene (default: the one named ``main``,
-    else the first camera). ``params``, when given, holds per-frame model fields
-    (``WorldParams`` with batch size N, e.g. from ``hybridsim.randomize``): frame i is
-    rendered with row i (colours, lights, camera pose, ...).
+    else the first camera). ``mocap_pos (N, nmocap, 3)`` (m) places the mocap bodies (e.g.
+    a reach target); default: their positions in the model. ``params``, when given, holds
+    per-frame model fields (``WorldParams`` with batch size N, e.g. from
+    ``hybridsim.randomize``): frame i is rendered with row i (colours, lights, camera
+    pose, ...).
     """
     import jax
     import mujoco
@@ -54,6 +57,11 @@ def render_frames(
     else:
         cam_id = int(camera)
     n = qpos.shape[0]
+    if mocap_pos is None:  # MJX's default: the mocap bodies' model positions
+        mocap_pos = np.broadcast_to(mjx.make_data(m, impl="warp").mocap_pos, (n, m.nmocap, 3))
+    mocap_pos = np.asarray(mocap_pos, dtype=np.float64)
+    if mocap_pos.shape != (n, m.nmocap, 3):
+        raise ShapeError(f"mocap_pos must have shape ({n}, {m.nmocap}, 3), got {mocap_pos.shape}")
     if params is not None and params.batch_size != n:
         raise ShapeError(f"render params are for {params.batch_size} frames, qpos has {n}")
     fields = (
@@ -70,20 +78,22 @@ def render_frames(
     )
     mx = mjx.put_model(m, impl="warp")
 
-    def frame(q):
-        d = mjx.make_data(m, impl="warp").replace(qpos=q)
+    def frame(q, mp):
+        d = mjx.make_data(m, impl="warp").replace(qpos=q, mocap_pos=mp)
         return mjx.forward(mx, d)
 
-    def frame_with(f, q):  # per-frame model fields (colours, lights, camera pose, ...)
+    def frame_with(f, q, mp):  # per-frame model fields (colours, lights, camera pose, ...)
         mf = mx.tree_replace(f)
-        d = mjx.forward(mf, mjx.make_data(m, impl="warp").replace(qpos=q))
+        d = mjx.make_data(m, impl="warp").replace(qpos=q, mocap_pos=mp)
+        d = mjx.forward(mf, d)
         d = mjx.refit_bvh(mf, d, ctx.pytree())
         return mjx.render(mf, d, ctx.pytree())[0]
 
+    q32, mp32 = qpos.astype(np.float32), mocap_pos.astype(np.float32)
     if fields:
-        rgb_packed = jax.jit(jax.vmap(frame_with))(fields, qpos.astype(np.float32))
+        rgb_packed = jax.jit(jax.vmap(frame_with))(fields, q32, mp32)
     else:
-        dx = jax.jit(jax.vmap(frame))(qpos.astype(np.float32))
+        dx = jax.jit(jax.vmap(frame))(q32, mp32)
         dx = jax.jit(mjx.refit_bvh)(mx, dx, ctx.pytree())
         rgb_packed, _, _ = jax.jit(mjx.render)(mx, dx, ctx.pytree())
     rgb = mjx.get_rgb(ctx.pytree(), 0, rgb_packed)  # only the active camera is rendered

@@ -302,12 +302,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="hybridsim_out/bench.json")
     p.set_defaults(func=cmd_bench)
 
-    from hybridsim._src.cli import reality_cmd, reconstruct_cmd, residual_cmd, scene_cmd
+    from hybridsim._src.cli import (
+        envs_cmd,
+        reality_cmd,
+        reconstruct_cmd,
+        residual_cmd,
+        scene_cmd,
+    )
 
     reality_cmd.add_parser(sub)
     residual_cmd.add_parser(sub)
     scene_cmd.add_parser(sub)
     reconstruct_cmd.add_parser(sub)
+    envs_cmd.add_parser(sub)
 
     p = sub.add_parser(
         "scenes",
