@@ -1,0 +1,245 @@
+"""Env-steps per second: hybridsim's CartpoleSwingup against MuJoCo Playground's, and the
+cost of hybridsim's Gymnasium vector env over the functional API.
+
+Rows, all measured in one process on the same machine:
+
+- ``functional``: hybridsim's ``CartpoleSwingup`` (``hybridsim.envs.make``), the program
+  ``jit(lambda s, a: lax.scan(vmap(env.step), s, a))`` over ``T`` env steps of ``B``
+  worlds (actions ``(T, B, nu)`` uniform in ``[-1, 1]``, drawn once up front);
+- ``playground``: MuJoCo Playground's ``CartpoleSwingup``
+  (``mujoco_playground.registry.load("CartpoleSwingup", config_overrides={"impl": "jax"})``,
+  its JAX implementation), the same scanned program over its ``step``;
+- ``gym_vector``: ``gymnasium.make_vec("hybridsim/CartpoleSwingup-v0", num_envs=B)``
+  stepped ``T`` times from Python with NumPy actions (what a PyTorch / SB3 user sees:
+  device-to-host copies and Python bools/floats included).
+
+Compile time (first call minus the best timed call) is reported separately and excluded
+from the rates. Each case: one warm-up call, then ``--repeats`` timed calls, the fastest
+counts. Env-steps/s = B x T / seconds; ``physics steps/s`` multiplies by the physics steps
+each env step takes (the task config's ``substeps``; Playground's ``n_substeps``).
+
+Usage::
+
+    JAX_PLATFORMS=cpu python benchmarks/env_throughput.py               # B = 64, 1024
+    JAX_PLATFORMS=cpu python benchmarks/env_throughput.py --quick       # B = 8, T = 10
+
+Playground is optional (``pip install playground``); without it its rows are recorded as
+skipped with the reason.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hybridsim._src import bench
+
+HERE = Path(__file__).resolve().parent
+DEFAULT_OUT = HERE / "results" / "env_throughput.json"
+TASK = "CartpoleSwingup"
+RATIO_TARGET = 1.0
+RATIO_B = 1024
+
+
+def _best_of(call: Callable[[], Any], repeats: int) -> tuple[float, float]:
+    """(first call seconds, best of ``repeats`` further calls)."""
+    import jax
+
+    t0 = time.perf_counter()
+    jax.block_until_ready(call())
+    first = time.perf_counter() - t0
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        jax.block_until_ready(call())
+        times.append(time.perf_counter() - t0)
+    return first, min(times)
+
+
+def _scanned(reset, step, action_size: int, batch: int, steps: int, seed: int):
+    """A zero-argument call running ``scan(vmap(step))`` over ``steps`` env steps of
+    ``batch`` worlds from a fixed batched reset state."""
+    import jax
+    import jax.numpy as jnp
+
+    keys = jax.random.split(jax.random.PRNGKey(seed), batch)
+    state0 = jax.block_until_ready(jax.jit(jax.vmap(reset))(keys))
+    rng = np.random.default_rng(seed)
+    actions = jnp.asarray(rng.uniform(-1.0, 1.0, (steps, batch, action_size)), jnp.float32)
+
+    @jax.jit
+    def run(state, acts):
+        def body(s, a):
+            s = jax.vmap(step)(s, a)
+            return s, s.reward
+
+        return jax.lax.scan(body, state, acts)
+
+    return lambda: run(state0, actions)
+
+
+def _row(impl: str, batch: int, steps: int, substeps: int, first: float, best: float) -> dict:
+    sps = batch * steps / best
+    return {
+        "impl": impl,
+        "task": TASK,
+        "batch_size": batch,
+        "env_steps": steps,
+        "substeps": substeps,
+        "seconds": best,
+        "env_sps": sps,
+        "physics_sps": sps * substeps,
+        "first_seconds": first,
+        "compile_seconds": max(first - best, 0.0),
+    }
+
+
+def _skip(impl: str, batch: int, steps: int, reason: str) -> dict:
+    return {"impl": impl, "task": TASK, "batch_size": batch, "env_steps": steps, "error": reason}
+
+
+def measure_functional(batch: int, steps: int, repeats: int, seed: int) -> dict:
+    from hybridsim import envs
+
+    env = envs.make(TASK)
+    call = _scanned(env.reset, env.step, env.action_size, batch, steps, seed)
+    first, best = _best_of(call, repeats)
+    return _row("functional", batch, steps, env.config.substeps, first, best)
+
+
+def measure_playground(batch: int, steps: int, repeats: int, seed: int) -> dict:
+    try:
+        from mujoco_playground import registry
+    except ImportError as e:
+        return _skip("playground", batch, steps, f"mujoco_playground not importable: {e}")
+    env = registry.load(TASK, config_overrides={"impl": "jax"})
+    call = _scanned(env.reset, env.step, env.action_size, batch, steps, seed)
+    first, best = _best_of(call, repeats)
+    return _row("playground", batch, steps, int(env.n_substeps), first, best)
+
+
+def measure_gym_vector(batch: int, steps: int, repeats: int, seed: int) -> dict:
+    import gymnasium as gym
+    import hybridsim.envs  # noqa: F401 - registers the hybridsim/ namespace
+
+    venv = gym.make_vec(f"hybridsim/{TASK}-v0", num_envs=batch)
+    venv.reset(seed=seed)
+    rng = np.random.default_rng(seed)
+    low, high = venv.single_action_space.low, venv.single_action_space.high
+    actions = rng.uniform(low, high, (steps, batch, low.shape[0])).astype(np.float32)
+
+    def call():
+        for a in actions:
+            venv.step(a)
+
+    first, best = _best_of(call, repeats)
+    substeps = venv.unwrapped.env.config.substeps
+    venv.close()
+    return _row("gym_vector", batch, steps, substeps, first, best)
+
+
+MEASURES = {
+    "functional": measure_functional,
+    "playground": measure_playground,
+    "gym_vector": measure_gym_vector,
+}
+
+
+def format_rows(rows: list[dict]) -> str:
+    headers = ("impl", "B", "T", "env steps/s", "physics steps/s", "compile s", "best call s")
+    body = []
+    for r in rows:
+        if r.get("error"):
+            continue
+        body.append(
+            (
+                r["impl"],
+                str(r["batch_size"]),
+                str(r["env_steps"]),
+                bench._fmt_rate(r["env_sps"]),
+                bench._fmt_rate(r["physics_sps"]),
+                f"{r['compile_seconds']:.2f}",
+                f"{r['seconds']:.3f}",
+            )
+        )
+    notes = [
+        f"(not measured) {r['impl']} B={r['batch_size']}: {r['error']}"
+        for r in rows
+        if r.get("error")
+    ]
+    return "\n".join([bench.aligned_table(headers, body, left={0}), *notes])
+
+
+def targets(rows: list[dict]) -> list[tuple[str, bool | None, str]]:
+    def rate(impl, b):
+        for r in rows:
+            if r["impl"] == impl and r["batch_size"] == b and not r.get("error"):
+                return r["env_sps"]
+        return None
+
+    out = []
+    ours, theirs = rate("functional", RATIO_B), rate("playground", RATIO_B)
+    name = f"{TASK} env-steps/s vs Playground (JAX) at B={RATIO_B} >= {RATIO_TARGET}"
+    if ours is None or theirs is None:
+        out.append((name, None, "not measured"))
+    else:
+        ratio = ours / theirs
+        out.append((name, ratio >= RATIO_TARGET, f"ratio {ratio:.2f}"))
+    for b in sorted({r["batch_size"] for r in rows}):
+        f, g = rate("functional", b), rate("gym_vector", b)
+        if f is not None and g is not None:
+            out.append(
+                (
+                    f"Gymnasium vector env cost at B={b} (information)",
+                    None,
+                    f"{g / f:.2f}x the functional API's env-steps/s",
+                )
+            )
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--batch-sizes", type=int, nargs="+", default=[64, 1024])
+    p.add_argument("--steps", type=int, default=100, help="env steps per timed call (T)")
+    p.add_argument("--gym-steps", type=int, default=50, help="T for the gym_vector rows")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--impls", nargs="+", default=list(MEASURES), choices=list(MEASURES))
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quick", action="store_true", help="B = 8, T = 10, one repeat")
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    args = p.parse_args(argv)
+    if args.quick:
+        args.batch_sizes, args.steps, args.gym_steps, args.repeats = [8], 10, 10, 1
+    rows = []
+    for b in args.batch_sizes:
+        for impl in args.impls:
+            t = args.gym_steps if impl == "gym_vector" else args.steps
+            print(f"[env_throughput] {impl} B={b} T={t} ...", file=sys.stderr, flush=True)
+            rows.append(MEASURES[impl](b, t, args.repeats, args.seed))
+    print(format_rows(rows))
+    verdicts = targets(rows)
+    bench.print_targets(verdicts)
+    meta = {
+        "command": " ".join(["python", "benchmarks/env_throughput.py", *(argv or sys.argv[1:])]),
+        "targets": [{"name": n, "ok": ok, "detail": d} for n, ok, d in verdicts],
+    }
+    try:
+        from importlib.metadata import version
+
+        meta["playground"] = version("playground")
+    except Exception:  # noqa: BLE001 - optional package
+        meta["playground"] = None
+    path = bench.write_json(args.out, rows, meta)
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
