@@ -25,3 +25,7 @@ class DataFileError(HybridsimError, ValueError):
 
 class FitError(HybridsimError, RuntimeError):
     """Fitting could not produce a usable model (e.g. the gradients were not finite)."""
+
+
+class EnvError(HybridsimError, ValueError):
+    """An environment name or configuration is unknown or invalid."""

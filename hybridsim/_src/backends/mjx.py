@@ -36,6 +36,71 @@ def _with_fields(mx: Any, fields: dict[str, jax.Array]) -> Any:
     return mx.replace(**fields)
 
 
+def make_world_data(mx: Any, mj_model: mujoco.MjModel, impl: str, qpos, qvel, act, time) -> Any:
+    """An ``mjx.Data`` of one world at ``qpos (nq,)``, ``qvel (nv,)``, ``act (na,)``,
+    ``time ()`` (seconds); every other field at MJX's defaults (zeros)."""
+    d = mjx.make_data(mj_model if impl == "warp" else mx, impl=impl)
+    return d.replace(
+        qpos=qpos.astype(d.qpos.dtype),
+        qvel=qvel.astype(d.qvel.dtype),
+        act=act.astype(d.act.dtype),
+        time=time.astype(d.time.dtype),
+    )
+
+
+def control_step(
+    mx: Any,
+    d: Any,
+    status: jax.Array,
+    u: jax.Array,
+    aux: Any = None,
+    hook_carry: Any = None,
+    *,
+    substeps: int,
+    max_qvel: float,
+    hook: Any = None,
+) -> tuple[Any, jax.Array, Any]:
+    """One world, one control step: a pure function, jit- and vmap-able.
+
+    Writes the control ``u (nu,)`` (non-finite entries become 0 and flag the world
+    ``NONFINITE_CTRL``), runs ``substeps`` calls of ``mjx.step`` (with the optional
+    ``hook`` around them, see ``_world_rollout``) and checks the world's health. A world
+    whose ``status ()`` int32 is non-zero keeps its last good ``qpos, qvel, act, time``
+    and ``sensordata``. Returns ``(d, status, hook_carry)``.
+    """
+    u_ok = jnp.all(jnp.isfinite(u))
+    u = jnp.where(jnp.isfinite(u), u, 0.0).astype(d.ctrl.dtype)
+    d_in, new_hc = d.replace(ctrl=u), hook_carry
+    if hook is not None:
+        d_in, new_hc = hook.before(aux, hook_carry, d_in)
+
+    def substep(d, _):
+        return mjx.step(mx, d), None
+
+    nd, _ = jax.lax.scan(substep, d_in, None, length=substeps)
+    if hook is not None:
+        nd, new_hc = hook.after(aux, new_hc, d_in, nd)
+    healthy = (
+        jnp.all(jnp.isfinite(nd.qpos))
+        & jnp.all(jnp.isfinite(nd.qvel))
+        & jnp.all(jnp.isfinite(nd.act))
+        & (jnp.max(jnp.abs(nd.qvel), initial=0.0) <= max_qvel)
+    )
+    fresh = status == 0
+    status = status | jnp.where(fresh & ~u_ok, int(Status.NONFINITE_CTRL), 0)
+    status = status | jnp.where(fresh & u_ok & ~healthy, int(Status.DIVERGED), 0)
+    keep = status != 0  # flagged worlds hold their last good state
+    nd = nd.replace(
+        qpos=jnp.where(keep, d.qpos, nd.qpos),
+        qvel=jnp.where(keep, d.qvel, nd.qvel),
+        act=jnp.where(keep, d.act, nd.act),
+        time=jnp.where(keep, d.time, nd.time),
+        sensordata=jnp.where(keep, d.sensordata, nd.sensordata),
+    )
+    hook_carry = jax.tree.map(lambda old, new: jnp.where(keep, old, new), hook_carry, new_hc)
+    return nd, status, hook_carry
+
+
 def _world_rollout(
     mx: Any,
     fields: dict[str, jax.Array],
@@ -62,50 +127,18 @@ def _world_rollout(
     state. ``aux`` holds its traced parameters, ``hook_carry`` its per-world memory.
     """
     mx = _with_fields(mx, fields)
-    d = mjx.make_data(mj_model if impl == "warp" else mx, impl=impl)
-    d = d.replace(
-        qpos=qpos.astype(d.qpos.dtype),
-        qvel=qvel.astype(d.qvel.dtype),
-        act=act.astype(d.act.dtype),
-        time=time.astype(d.time.dtype),
-    )
-    sens0 = jnp.zeros_like(d.sensordata)
+    d = make_world_data(mx, mj_model, impl, qpos, qvel, act, time)
+    # sensordata starts at zeros (make_data) and is held, like the state, once flagged.
 
-    def substep(d, _):
-        return mjx.step(mx, d), None
-
-    def control_step(carry, u):
-        d, status, sens, hc = carry
-        u_ok = jnp.all(jnp.isfinite(u))
-        u = jnp.where(jnp.isfinite(u), u, 0.0).astype(d.ctrl.dtype)
-        d_in, new_hc = d.replace(ctrl=u), hc
-        if hook is not None:
-            d_in, new_hc = hook.before(aux, hc, d_in)
-        nd, _ = jax.lax.scan(substep, d_in, None, length=substeps)
-        if hook is not None:
-            nd, new_hc = hook.after(aux, new_hc, d_in, nd)
-        healthy = (
-            jnp.all(jnp.isfinite(nd.qpos))
-            & jnp.all(jnp.isfinite(nd.qvel))
-            & jnp.all(jnp.isfinite(nd.act))
-            & (jnp.max(jnp.abs(nd.qvel), initial=0.0) <= max_qvel)
+    def body(carry, u):
+        d, status, hc = carry
+        nd, status, hc = control_step(
+            mx, d, status, u, aux, hc, substeps=substeps, max_qvel=max_qvel, hook=hook
         )
-        fresh = status == 0
-        status = status | jnp.where(fresh & ~u_ok, int(Status.NONFINITE_CTRL), 0)
-        status = status | jnp.where(fresh & u_ok & ~healthy, int(Status.DIVERGED), 0)
-        keep = status != 0  # flagged worlds hold their last good state
-        nd = nd.replace(
-            qpos=jnp.where(keep, d.qpos, nd.qpos),
-            qvel=jnp.where(keep, d.qvel, nd.qvel),
-            act=jnp.where(keep, d.act, nd.act),
-            time=jnp.where(keep, d.time, nd.time),
-        )
-        sens = jnp.where(keep, sens, nd.sensordata)
-        hc = jax.tree.map(lambda old, new: jnp.where(keep, old, new), hc, new_hc)
-        return (nd, status, sens, hc), (nd.qpos, nd.qvel, nd.act, nd.time, sens)
+        return (nd, status, hc), (nd.qpos, nd.qvel, nd.act, nd.time, nd.sensordata)
 
-    init = (d, status.astype(jnp.int32), sens0, hook_carry)
-    (_, status, _, hook_carry), ys = jax.lax.scan(control_step, init, ctrl)
+    init = (d, status.astype(jnp.int32), hook_carry)
+    (_, status, hook_carry), ys = jax.lax.scan(body, init, ctrl)
     return ys, status, hook_carry
 
 

@@ -1,0 +1,1 @@
+"""Functional JAX environments (see ``hybridsim.envs``)."""
