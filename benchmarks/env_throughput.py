@@ -126,6 +126,7 @@ def measure_playground(batch: int, steps: int, repeats: int, seed: int) -> dict:
 
 def measure_gym_vector(batch: int, steps: int, repeats: int, seed: int) -> dict:
     import gymnasium as gym
+
     import hybridsim.envs  # noqa: F401 - registers the hybridsim/ namespace
 
     venv = gym.make_vec(f"hybridsim/{TASK}-v0", num_envs=batch)
