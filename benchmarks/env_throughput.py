@@ -11,7 +11,10 @@ Rows, all measured in one process on the same machine:
   its JAX implementation), the same scanned program over its ``step``;
 - ``gym_vector``: ``gymnasium.make_vec("hybridsim/CartpoleSwingup-v0", num_envs=B)``
   stepped ``T`` times from Python with NumPy actions (what a PyTorch / SB3 user sees:
-  device-to-host copies and Python bools/floats included).
+  device-to-host copies and Python bools/floats included);
+- ``physics_ours`` / ``physics_playground``: plain ``mjx.step`` of each task's own MJCF
+  model (no env code), the same scanned program: separates what the scene costs from
+  what the env code around it costs.
 
 Compile time (first call minus the best timed call) is reported separately and excluded
 from the rates. Each case: one warm-up call, then ``--repeats`` timed calls, the fastest
@@ -145,10 +148,51 @@ def measure_gym_vector(batch: int, steps: int, repeats: int, seed: int) -> dict:
     return _row("gym_vector", batch, steps, substeps, first, best)
 
 
+def _physics_only(impl: str, mj_model: Any, batch: int, steps: int, repeats: int, seed: int):
+    """Plain ``mjx.step`` (``impl="jax"``) of ``mj_model``, ``scan(vmap(step))`` over
+    ``steps`` steps with random controls: the physics alone, no env around it."""
+    import jax
+    import jax.numpy as jnp
+    from mujoco import mjx
+
+    mx = mjx.put_model(mj_model, impl="jax")
+    d0 = jax.block_until_ready(jax.vmap(lambda _: mjx.make_data(mx))(jnp.arange(batch)))
+    rng = np.random.default_rng(seed)
+    u = jnp.asarray(rng.uniform(-1.0, 1.0, (steps, batch, mj_model.nu)), jnp.float32)
+
+    @jax.jit
+    def run(d, u):
+        def body(d, uu):
+            d = jax.vmap(lambda dd, a: mjx.step(mx, dd.replace(ctrl=a)))(d, uu)
+            return d, d.qpos
+
+        return jax.lax.scan(body, d, u)
+
+    first, best = _best_of(lambda: run(d0, u), repeats)
+    return _row(impl, batch, steps, 1, first, best)
+
+
+def measure_physics_ours(batch: int, steps: int, repeats: int, seed: int) -> dict:
+    from hybridsim import envs
+
+    return _physics_only("physics_ours", envs.make(TASK).mj_model, batch, steps, repeats, seed)
+
+
+def measure_physics_playground(batch: int, steps: int, repeats: int, seed: int) -> dict:
+    try:
+        from mujoco_playground import registry
+    except ImportError as e:
+        return _skip("physics_playground", batch, steps, f"mujoco_playground not importable: {e}")
+    model = registry.load(TASK, config_overrides={"impl": "jax"}).mj_model
+    return _physics_only("physics_playground", model, batch, steps, repeats, seed)
+
+
 MEASURES = {
     "functional": measure_functional,
     "playground": measure_playground,
     "gym_vector": measure_gym_vector,
+    "physics_ours": measure_physics_ours,
+    "physics_playground": measure_physics_playground,
 }
 
 
@@ -185,6 +229,25 @@ def targets(rows: list[dict]) -> list[tuple[str, bool | None, str]]:
         return None
 
     out = []
+    for b in sorted({r["batch_size"] for r in rows}):
+        env, phys = rate("functional", b), rate("physics_ours", b)
+        if env is not None and phys is not None:
+            out.append(
+                (
+                    f"hybridsim env code cost at B={b} (information)",
+                    None,
+                    f"env-steps/s {env / phys:.2f}x the plain mjx.step rate of its scene",
+                )
+            )
+        pg, pphys = rate("playground", b), rate("physics_playground", b)
+        if pg is not None and pphys is not None:
+            out.append(
+                (
+                    f"Playground env code cost at B={b} (information)",
+                    None,
+                    f"env-steps/s {pg / pphys:.2f}x the plain mjx.step rate of its scene",
+                )
+            )
     ours, theirs = rate("functional", RATIO_B), rate("playground", RATIO_B)
     name = f"{TASK} env-steps/s vs Playground (JAX) at B={RATIO_B} >= {RATIO_TARGET}"
     if ours is None or theirs is None:
