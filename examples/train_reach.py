@@ -30,22 +30,47 @@ from pathlib import Path
 from typing import Any
 
 
+def _jax_compat() -> None:
+    """Brax 0.14.2's trainers call ``jax.device_put_replicated``, which JAX 0.10 removed.
+    Its replacement for the one-device-per-host case Brax uses here: stack the value once
+    per device (``jax.pmap`` shards a leading device axis)."""
+    import jax
+    import jax.numpy as jnp
+
+    try:
+        jax.device_put_replicated  # noqa: B018 - probing a removed attribute
+    except AttributeError:
+
+        def device_put_replicated(x: Any, devices: list) -> Any:
+            return jax.tree.map(lambda a: jnp.stack([jnp.asarray(a)] * len(devices)), x)
+
+        jax.device_put_replicated = device_put_replicated
+
+
 def brax_env(env: Any) -> Any:
     """A ``brax.envs.Env`` over a hybridsim functional env (single world, pure)."""
+    import jax
     import jax.numpy as jnp
     from brax.envs.base import Env as BraxBase
     from brax.envs.base import State
 
-    def to_brax(s: Any) -> State:
-        metrics = {k: jnp.asarray(v, jnp.float32) for k, v in dataclasses.asdict(s.metrics).items()}
-        return State(pipeline_state=s, obs=s.obs, reward=s.reward, done=s.done, metrics=metrics)
+    def metrics_of(s: Any) -> dict[str, jax.Array]:
+        return {k: jnp.asarray(v, jnp.float32) for k, v in dataclasses.asdict(s.metrics).items()}
 
     class BraxEnv(BraxBase):
         def reset(self, rng):
-            return to_brax(env.reset(rng))
+            s = env.reset(rng)
+            return State(
+                pipeline_state=s, obs=s.obs, reward=s.reward, done=s.done, metrics=metrics_of(s)
+            )
 
         def step(self, state, action):
-            return to_brax(env.step(state.pipeline_state, action))
+            s = env.step(state.pipeline_state, action)
+            # Keep what Brax's wrappers put in metrics/info: the scan carry's structure.
+            metrics = {**state.metrics, **metrics_of(s)}
+            return state.replace(
+                pipeline_state=s, obs=s.obs, reward=s.reward, done=s.done, metrics=metrics
+            )
 
         @property
         def observation_size(self) -> int:
@@ -115,6 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     from hybridsim import envs
 
     hs.enable_compilation_cache()
+    _jax_compat()
     env = envs.make("Reach")
     hidden = (16,) if args.quick else (64, 64)
     network_factory = functools.partial(
