@@ -285,10 +285,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="hybridsim_out/bench.json")
     p.set_defaults(func=cmd_bench)
 
-    from hybridsim._src.cli import reality_cmd, residual_cmd
+    from hybridsim._src.cli import envs_cmd, reality_cmd, residual_cmd
 
     reality_cmd.add_parser(sub)
     residual_cmd.add_parser(sub)
+    envs_cmd.add_parser(sub)
 
     p = sub.add_parser(
         "scenes",

@@ -454,3 +454,41 @@ def body_id(m: mujoco.MjModel, name: str) -> int:
     if i < 0:
         raise SceneError(f"the scene has no body {name!r}")
     return int(i)
+
+
+class MultiAgentEnv(Env):
+    """An env whose agents share one scene and one episode.
+
+    Arrays stay typed, with the agent axis first in the order of ``agents``: ``obs
+    (num_agents, observation_size)``, ``reward (num_agents,)``, ``step``'s ``action
+    (num_agents, action_size)``; ``done`` and ``truncation`` are shared. ``obs_dict`` and
+    ``action_array`` convert at the API boundary (dicts keyed by agent name).
+    """
+
+    multi_agent = True
+    agents: tuple[str, ...] = ()
+    """Agent names, in the order of the agent axis."""
+
+    @property
+    def num_agents(self) -> int:
+        return len(self.agents)
+
+    @property
+    def action_size(self) -> int:
+        """Entries of one agent's action."""
+        return self._scene.nu // self.num_agents
+
+    def obs_dict(self, obs: jax.Array) -> dict[str, jax.Array]:
+        """``(..., num_agents, observation_size)`` -> {agent: (..., observation_size)}."""
+        return {a: obs[..., i, :] for i, a in enumerate(self.agents)}
+
+    def reward_dict(self, reward: jax.Array) -> dict[str, jax.Array]:
+        """``(..., num_agents)`` -> {agent: (...)}."""
+        return {a: reward[..., i] for i, a in enumerate(self.agents)}
+
+    def action_array(self, actions: dict[str, Any]) -> jax.Array:
+        """{agent: (..., action_size)} -> ``(..., num_agents, action_size)``."""
+        missing = [a for a in self.agents if a not in actions]
+        if missing:
+            raise ShapeError(f"actions are missing for agent(s) {missing}; agents: {self.agents}")
+        return jnp.stack([jnp.asarray(actions[a], jnp.float32) for a in self.agents], axis=-2)

@@ -12,6 +12,9 @@ from hybridsim._src.errors import EnvError
 # name -> (module, class name, multi-agent)
 _TASKS: dict[str, tuple[str, str, bool]] = {
     "CartpoleSwingup": ("hybridsim._src.envs.tasks.cartpole", "CartpoleSwingup", False),
+    "CoopPush": ("hybridsim._src.envs.tasks.coop_push", "CoopPush", True),
+    "Push": ("hybridsim._src.envs.tasks.push", "Push", False),
+    "QuadrupedWalk": ("hybridsim._src.envs.tasks.quadruped", "QuadrupedWalk", False),
     "Reach": ("hybridsim._src.envs.tasks.reach", "Reach", False),
 }
 
