@@ -3,7 +3,7 @@
 A multi-agent functional env steps every agent at once: ``obs (num_agents,
 observation_size)``, ``action (num_agents, action_size)``, ``reward (num_agents,)``, with
 one ``done``/``truncation`` for the shared scene. ``ParallelEnvAdapter`` turns that into
-dicts keyed by agent name (``env.agent_names`` when the task defines it, else
+dicts keyed by agent name (the task's ``agents`` when it names them, else
 ``agent_0``, ``agent_1``, ...). The episode ends for every agent at once (termination of
 the task or ``episode_length`` control steps), after which ``agents`` is empty until
 ``reset``.
@@ -22,7 +22,7 @@ from hybridsim._src.errors import EnvError, ShapeError
 
 
 def _agent_names(env: Any, n: int) -> list[str]:
-    names = getattr(env, "agent_names", None)
+    names = getattr(env, "agents", None) or None
     if names is None:
         return [f"agent_{i}" for i in range(n)]
     names = [str(a) for a in names]
