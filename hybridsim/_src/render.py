@@ -22,11 +22,13 @@ def render_frames(
     width: int = 160,
     height: int = 120,
     camera: str | int | None = None,
+    mocap_pos: np.ndarray | None = None,
 ) -> np.ndarray:
     """Renders one RGB frame per row of ``qpos (N, nq)`` -> ``(N, height, width, 3)`` uint8.
 
     ``camera`` is a camera name or id of the scene (default: the one named ``main``,
-    else the first camera).
+    else the first camera). ``mocap_pos (N, nmocap, 3)`` (m) places the mocap bodies (e.g.
+    a reach target); default: their positions in the model.
     """
     import jax
     import mujoco
@@ -50,6 +52,11 @@ def render_frames(
     else:
         cam_id = int(camera)
     n = qpos.shape[0]
+    if mocap_pos is None:  # MJX's default: the mocap bodies' model positions
+        mocap_pos = np.broadcast_to(mjx.make_data(m, impl="warp").mocap_pos, (n, m.nmocap, 3))
+    mocap_pos = np.asarray(mocap_pos, dtype=np.float64)
+    if mocap_pos.shape != (n, m.nmocap, 3):
+        raise ShapeError(f"mocap_pos must have shape ({n}, {m.nmocap}, 3), got {mocap_pos.shape}")
     ctx = mjx.create_render_context(
         mjm=m,
         nworld=n,
@@ -61,11 +68,11 @@ def render_frames(
     )
     mx = mjx.put_model(m, impl="warp")
 
-    def frame(q):
-        d = mjx.make_data(m, impl="warp").replace(qpos=q)
+    def frame(q, mp):
+        d = mjx.make_data(m, impl="warp").replace(qpos=q, mocap_pos=mp)
         return mjx.forward(mx, d)
 
-    dx = jax.jit(jax.vmap(frame))(qpos.astype(np.float32))
+    dx = jax.jit(jax.vmap(frame))(qpos.astype(np.float32), mocap_pos.astype(np.float32))
     dx = jax.jit(mjx.refit_bvh)(mx, dx, ctx.pytree())
     rgb_packed, _, _ = jax.jit(mjx.render)(mx, dx, ctx.pytree())
     rgb = mjx.get_rgb(ctx.pytree(), 0, rgb_packed)  # only the active camera is rendered

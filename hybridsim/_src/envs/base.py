@@ -312,6 +312,36 @@ class Env(abc.ABC):
         """``(..., nq)`` positions to draw (``hybridsim._src.render.render_frames``)."""
         return state.physics.qpos
 
+    def render_mocap_pos(self, state: EnvState) -> jax.Array:
+        """``(..., nmocap, 3)`` positions (m) of the scene's mocap bodies to draw (task
+        markers such as the reach target); default: the first keyframe's."""
+        m = self.mj_model
+        d = mujoco.MjData(m)
+        if m.nkey > 0:
+            mujoco.mj_resetDataKeyframe(m, d, 0)
+        base = jnp.asarray(d.mocap_pos, jnp.float32)
+        return jnp.broadcast_to(base, state.physics.qpos.shape[:-1] + base.shape)
+
+    def render(
+        self, state: EnvState, width: int = 160, height: int = 120, camera: str | None = None
+    ) -> np.ndarray:
+        """RGB frames of ``state`` (single or batched): ``(..., height, width, 3)`` uint8,
+        from MuJoCo Warp's batch renderer (CPU or CUDA), camera ``main`` by default."""
+        from hybridsim._src.render import render_frames
+
+        qpos = np.asarray(self.render_qpos(state))
+        mocap = np.asarray(self.render_mocap_pos(state))
+        lead = qpos.shape[:-1]
+        frames = render_frames(
+            self.scene,
+            qpos.reshape(-1, qpos.shape[-1]),
+            width=width,
+            height=height,
+            camera=camera,
+            mocap_pos=mocap.reshape(-1, *mocap.shape[-2:]),
+        )
+        return frames.reshape(*lead, height, width, 3)
+
     # ----------------------------------------------------------------- helpers for tasks
 
     def _action_to_ctrl(self, action: jax.Array) -> jax.Array:

@@ -107,6 +107,12 @@ class Wrapper(Env):
     def render_qpos(self, state: EnvState) -> jax.Array:
         return self.env.render_qpos(state)
 
+    def render_mocap_pos(self, state: EnvState) -> jax.Array:
+        return self.env.render_mocap_pos(state)
+
+    def render(self, state: EnvState, width: int = 160, height: int = 120, camera=None):
+        return self.env.render(state, width, height, camera)
+
     def reset(self, key: jax.Array) -> EnvState:
         return self.env.reset(key)
 

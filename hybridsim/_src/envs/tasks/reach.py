@@ -72,6 +72,10 @@ class Reach(Env):
             success=(dist < self.config.success_radius).astype(jnp.float32),
         )
 
+    def render_mocap_pos(self, state: EnvState) -> jax.Array:
+        """The mocap body ``target`` drawn at the episode's target."""
+        return state.task.target[..., None, :]
+
     def reset(self, key: jax.Array) -> EnvState:
         k_r, k_a, k_q, k_v = jax.random.split(key, 4)
         lo, hi = self.config.target_radius
