@@ -85,12 +85,22 @@ def test_gym_env_errors():
         GymEnv(VEC_TASK, render_mode="human")
 
 
-def test_rgb_array_frames():
-    env = gym.make(gym_id(VEC_TASK), render_mode="rgb_array", width=64, height=48)
+@pytest.mark.parametrize("task", [VEC_TASK, "Reach"])  # without and with mocap markers
+def test_rgb_array_frames(task):
+    env = gym.make(gym_id(task), render_mode="rgb_array", width=64, height=48)
     env.reset(seed=0)
     frame = env.render()
     assert frame.shape == (48, 64, 3) and frame.dtype == np.uint8
     assert frame.std() > 1.0, "blank frame"
+
+
+def test_vector_rgb_array_frames():
+    vec = VectorGymEnv(VEC_TASK, num_envs=2, render_mode="rgb_array", width=64, height=48)
+    vec.reset(seed=0)
+    frames = vec.render()
+    assert len(frames) == 2
+    for f in frames:
+        assert f.shape == (48, 64, 3) and f.dtype == np.uint8 and f.std() > 1.0
 
 
 # ------------------------------------------------------------------------- vector env

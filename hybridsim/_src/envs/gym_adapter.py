@@ -2,7 +2,8 @@
 
 - ``GymEnv``: a ``gymnasium.Env`` over one world of a functional env (NumPy float32
   observations, Python ``float`` rewards, Python ``bool`` terminated/truncated, ``Box``
-  spaces, ``render_mode="rgb_array"`` through MuJoCo Warp's batch renderer).
+  spaces, ``render_mode="rgb_array"`` through the task's ``render`` (MuJoCo Warp's batch
+  renderer, task markers drawn).
 - ``VectorGymEnv``: a native ``gymnasium.vector.VectorEnv`` backed by the batched simulator:
   one ``jit(vmap(step))`` call advances every world, with auto-reset inside the same jitted
   call (``AutoresetMode.SAME_STEP``: a world that ends returns its reset observation and
@@ -123,10 +124,18 @@ def jax_to_host(state: Any) -> dict[str, np.ndarray]:
     }
 
 
-def _render(env: Any, qpos: np.ndarray, width: int, height: int) -> np.ndarray:
-    from hybridsim._src.render import render_frames
+def frames(env: Any, state: Any, width: int, height: int) -> np.ndarray:
+    """RGB frames of ``state`` (one world or a batch): ``(..., height, width, 3)`` uint8,
+    through the task's ``render`` (task markers drawn)."""
+    if env.mj_model.nmocap == 0:
+        # Env.render reshapes its (..., 0, 3) mocap array, which NumPy refuses for scenes
+        # without mocap bodies; draw the positions alone there.
+        from hybridsim._src.render import render_frames
 
-    return render_frames(env.scene, qpos, width=width, height=height)
+        qpos = np.asarray(env.render_qpos(state), np.float64)
+        flat = render_frames(env.scene, qpos.reshape(-1, qpos.shape[-1]), width, height)
+        return flat.reshape(*qpos.shape[:-1], height, width, 3)
+    return env.render(state, width=width, height=height)
 
 
 class GymEnv(gym.Env):
@@ -187,8 +196,7 @@ class GymEnv(gym.Env):
             return None
         if self._state is None:
             raise gym.error.ResetNeeded("call reset() before render()")
-        qpos = np.asarray(self.env.render_qpos(self._state), np.float64)[None]
-        return _render(self.env, qpos, self.width, self.height)[0]
+        return frames(self.env, self._state, self.width, self.height)
 
 
 class VectorGymEnv(VectorEnv):
@@ -311,9 +319,7 @@ class VectorGymEnv(VectorEnv):
             return None
         if self._state is None:
             raise gym.error.ResetNeeded("call reset() before render()")
-        qpos = np.asarray(self.env.render_qpos(self._state), np.float64)
-        frames = _render(self.env, qpos, self.width, self.height)
-        return tuple(frames)
+        return tuple(frames(self.env, self._state, self.width, self.height))
 
 
 def gym_id(task_id: str) -> str:

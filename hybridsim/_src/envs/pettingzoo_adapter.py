@@ -17,7 +17,7 @@ import gymnasium as gym
 import numpy as np
 from pettingzoo import ParallelEnv
 
-from hybridsim._src.envs.gym_adapter import _keys, _render, jax_to_host, runner_for
+from hybridsim._src.envs.gym_adapter import _keys, frames, jax_to_host, runner_for
 from hybridsim._src.errors import EnvError, ShapeError
 
 
@@ -133,8 +133,7 @@ class ParallelEnvAdapter(ParallelEnv):
             return None
         if self._state is None:
             raise EnvError("call reset() before render()")
-        qpos = np.asarray(self.env.render_qpos(self._state), np.float64)[None]
-        return _render(self.env, qpos, self.width, self.height)[0]
+        return frames(self.env, self._state, self.width, self.height)
 
     def close(self) -> None:
         self._state = None
