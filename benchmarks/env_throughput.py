@@ -17,8 +17,9 @@ Rows, all measured in one process on the same machine:
   what the env code around it costs.
 
 Compile time (first call minus the best timed call) is reported separately and excluded
-from the rates. Each case: one warm-up call, then ``--repeats`` timed calls, the fastest
-counts. Env-steps/s = B x T / seconds; ``physics steps/s`` multiplies by the physics steps
+from the rates. Each case gets one warm-up call; then ``--repeats`` rounds call every case
+of one B in turn (so load from other processes hits all alike) and the fastest call of
+each case counts. Env-steps/s = B x T / seconds; ``physics steps/s`` multiplies by the physics steps
 each env step takes (the task config's ``substeps``; Playground's ``n_substeps``).
 
 Usage::
@@ -33,6 +34,7 @@ skipped with the reason.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from collections.abc import Callable
@@ -50,19 +52,38 @@ RATIO_TARGET = 1.0
 RATIO_B = 1024
 
 
-def _best_of(call: Callable[[], Any], repeats: int) -> tuple[float, float]:
-    """(first call seconds, best of ``repeats`` further calls)."""
+@dataclasses.dataclass(frozen=True)
+class _Case:
+    """One prepared measurement: ``call()`` runs ``steps`` env steps of ``batch`` worlds."""
+
+    impl: str
+    batch: int
+    steps: int
+    substeps: int
+    call: Callable[[], Any]
+
+
+def _timed(call: Callable[[], Any]) -> float:
     import jax
 
     t0 = time.perf_counter()
     jax.block_until_ready(call())
-    first = time.perf_counter() - t0
-    times = []
+    return time.perf_counter() - t0
+
+
+def run_cases(cases: list[_Case], repeats: int) -> list[dict]:
+    """Times prepared cases: one warm-up (compile) call each, then ``repeats`` rounds that
+    call every case once in turn (load from other processes hits all alike); the fastest
+    call of each case counts."""
+    first = [_timed(c.call) for c in cases]
+    times: list[list[float]] = [[] for _ in cases]
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        jax.block_until_ready(call())
-        times.append(time.perf_counter() - t0)
-    return first, min(times)
+        for i, c in enumerate(cases):
+            times[i].append(_timed(c.call))
+    return [
+        _row(c.impl, c.batch, c.steps, c.substeps, f, min(t))
+        for c, f, t in zip(cases, first, times, strict=True)
+    ]
 
 
 def _scanned(reset, step, action_size: int, batch: int, steps: int, seed: int):
@@ -107,27 +128,25 @@ def _skip(impl: str, batch: int, steps: int, reason: str) -> dict:
     return {"impl": impl, "task": TASK, "batch_size": batch, "env_steps": steps, "error": reason}
 
 
-def measure_functional(batch: int, steps: int, repeats: int, seed: int) -> dict:
+def measure_functional(batch: int, steps: int, seed: int) -> _Case | dict:
     from hybridsim import envs
 
     env = envs.make(TASK)
     call = _scanned(env.reset, env.step, env.action_size, batch, steps, seed)
-    first, best = _best_of(call, repeats)
-    return _row("functional", batch, steps, env.config.substeps, first, best)
+    return _Case("functional", batch, steps, env.config.substeps, call)
 
 
-def measure_playground(batch: int, steps: int, repeats: int, seed: int) -> dict:
+def measure_playground(batch: int, steps: int, seed: int) -> _Case | dict:
     try:
         from mujoco_playground import registry
     except ImportError as e:
         return _skip("playground", batch, steps, f"mujoco_playground not importable: {e}")
     env = registry.load(TASK, config_overrides={"impl": "jax"})
     call = _scanned(env.reset, env.step, env.action_size, batch, steps, seed)
-    first, best = _best_of(call, repeats)
-    return _row("playground", batch, steps, int(env.n_substeps), first, best)
+    return _Case("playground", batch, steps, int(env.n_substeps), call)
 
 
-def measure_gym_vector(batch: int, steps: int, repeats: int, seed: int) -> dict:
+def measure_gym_vector(batch: int, steps: int, seed: int) -> _Case | dict:
     import gymnasium as gym
 
     import hybridsim.envs  # noqa: F401 - registers the hybridsim/ namespace
@@ -142,13 +161,10 @@ def measure_gym_vector(batch: int, steps: int, repeats: int, seed: int) -> dict:
         for a in actions:
             venv.step(a)
 
-    first, best = _best_of(call, repeats)
-    substeps = venv.unwrapped.env.config.substeps
-    venv.close()
-    return _row("gym_vector", batch, steps, substeps, first, best)
+    return _Case("gym_vector", batch, steps, venv.unwrapped.env.config.substeps, call)
 
 
-def _physics_only(impl: str, mj_model: Any, batch: int, steps: int, repeats: int, seed: int):
+def _physics_only(impl: str, mj_model: Any, batch: int, steps: int, seed: int) -> _Case:
     """Plain ``mjx.step`` (``impl="jax"``) of ``mj_model``, ``scan(vmap(step))`` over
     ``steps`` steps with random controls: the physics alone, no env around it."""
     import jax
@@ -168,23 +184,22 @@ def _physics_only(impl: str, mj_model: Any, batch: int, steps: int, repeats: int
 
         return jax.lax.scan(body, d, u)
 
-    first, best = _best_of(lambda: run(d0, u), repeats)
-    return _row(impl, batch, steps, 1, first, best)
+    return _Case(impl, batch, steps, 1, lambda: run(d0, u))
 
 
-def measure_physics_ours(batch: int, steps: int, repeats: int, seed: int) -> dict:
+def measure_physics_ours(batch: int, steps: int, seed: int) -> _Case | dict:
     from hybridsim import envs
 
-    return _physics_only("physics_ours", envs.make(TASK).mj_model, batch, steps, repeats, seed)
+    return _physics_only("physics_ours", envs.make(TASK).mj_model, batch, steps, seed)
 
 
-def measure_physics_playground(batch: int, steps: int, repeats: int, seed: int) -> dict:
+def measure_physics_playground(batch: int, steps: int, seed: int) -> _Case | dict:
     try:
         from mujoco_playground import registry
     except ImportError as e:
         return _skip("physics_playground", batch, steps, f"mujoco_playground not importable: {e}")
     model = registry.load(TASK, config_overrides={"impl": "jax"}).mj_model
-    return _physics_only("physics_playground", model, batch, steps, repeats, seed)
+    return _physics_only("physics_playground", model, batch, steps, seed)
 
 
 MEASURES = {
@@ -273,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch-sizes", type=int, nargs="+", default=[64, 1024])
     p.add_argument("--steps", type=int, default=100, help="env steps per timed call (T)")
     p.add_argument("--gym-steps", type=int, default=50, help="T for the gym_vector rows")
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--impls", nargs="+", default=list(MEASURES), choices=list(MEASURES))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quick", action="store_true", help="B = 8, T = 10, one repeat")
@@ -283,10 +298,14 @@ def main(argv: list[str] | None = None) -> int:
         args.batch_sizes, args.steps, args.gym_steps, args.repeats = [8], 10, 10, 1
     rows = []
     for b in args.batch_sizes:
+        cases, skipped = [], []
         for impl in args.impls:
             t = args.gym_steps if impl == "gym_vector" else args.steps
-            print(f"[env_throughput] {impl} B={b} T={t} ...", file=sys.stderr, flush=True)
-            rows.append(MEASURES[impl](b, t, args.repeats, args.seed))
+            print(f"[env_throughput] {impl} B={b} T={t}: build", file=sys.stderr, flush=True)
+            case = MEASURES[impl](b, t, args.seed)
+            (cases if isinstance(case, _Case) else skipped).append(case)
+        print(f"[env_throughput] B={b}: timing {len(cases)} cases", file=sys.stderr, flush=True)
+        rows += run_cases(cases, args.repeats) + skipped
     print(format_rows(rows))
     verdicts = targets(rows)
     bench.print_targets(verdicts)

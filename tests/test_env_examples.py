@@ -102,3 +102,21 @@ def test_env_throughput_table_and_targets(env_throughput, tmp_path):
     path = env_throughput.bench.write_json(tmp_path / "r.json", rows, {"command": "x"})
     doc = json.loads(path.read_text())
     assert [r["impl"] for r in doc["rows"]] == [r["impl"] for r in rows]
+
+
+def test_env_throughput_run_cases_times_every_case(env_throughput):
+    calls = {"a": 0, "b": 0}
+
+    def make(name):
+        def call():
+            calls[name] += 1
+            return np.zeros(3)
+
+        return env_throughput._Case(name, 4, 2, 1, call)
+
+    rows = env_throughput.run_cases([make("a"), make("b")], repeats=3)
+    assert calls == {"a": 4, "b": 4}  # one warm-up + 3 timed calls each
+    assert [r["impl"] for r in rows] == ["a", "b"]
+    for r in rows:
+        assert r["env_sps"] == pytest.approx(4 * 2 / r["seconds"])
+        assert r["compile_seconds"] >= 0.0
