@@ -45,9 +45,18 @@ def reach():
     return envs.make("Reach")
 
 
+T = 10  # control steps of every Reach rollout below: they share one compiled program
+
+
 @pytest.fixture(scope="module")
-def reach_step(reach):
-    return jax.jit(reach.reset), jax.jit(reach.step)
+def reach_actions():
+    return jnp.asarray(np.random.default_rng(4).uniform(-1, 1, (T, 2)), jnp.float32)
+
+
+@pytest.fixture(scope="module")
+def reach_ref(reach, reach_actions):
+    """Physics-only Reach rollout from key 0: (first state, states after each step)."""
+    return _rollout(reach, jax.random.PRNGKey(0), reach_actions)
 
 
 def test_cartpole_env_equals_physics_core_rollout():
@@ -69,48 +78,59 @@ def test_cartpole_env_equals_physics_core_rollout():
     assert np.all(np.isfinite(np.asarray(traj.reward)))
 
 
-def test_nan_action_terminates_and_auto_reset_recovers(reach, reach_step):
-    reset, step = reach_step
-    s0 = reset(jax.random.PRNGKey(0))
-    s1 = step(s0, jnp.array([0.3, -0.2]))
-    bad = step(s1, jnp.array([jnp.nan, 0.1]))
-    assert float(bad.done) == 1.0 and float(bad.reward) == 0.0
-    assert int(bad.physics.status) & int(hs.Status.NONFINITE_CTRL)
-    np.testing.assert_array_equal(np.asarray(bad.obs), np.asarray(s1.obs))  # last good obs
-    np.testing.assert_array_equal(np.asarray(bad.physics.qpos), np.asarray(s1.physics.qpos))
+def test_nan_action_terminates_and_holds(reach, reach_actions, reach_ref):
+    bad_actions = reach_actions.at[3, 0].set(jnp.nan)
+    _, bad = _rollout(reach, jax.random.PRNGKey(0), bad_actions)
+    _, ref = reach_ref
+    done, reward = np.asarray(bad.done), np.asarray(bad.reward)
+    np.testing.assert_array_equal(done, [0, 0, 0] + [1] * (T - 3))
+    assert np.all(reward[3:] == 0.0) and np.all(reward[:3] == np.asarray(ref.reward[:3]))
+    status = np.asarray(bad.physics.status)
+    assert np.all(status[3:] & int(hs.Status.NONFINITE_CTRL)) and np.all(status[:3] == 0)
+    # the world holds its last good state and observation until it is reset
+    for t in range(3, T):
+        np.testing.assert_array_equal(np.asarray(bad.obs[t]), np.asarray(ref.obs[2]))
+        np.testing.assert_array_equal(np.asarray(bad.physics.qpos[t]), np.asarray(ref.qpos[2]))
     assert np.all(np.isfinite(np.asarray(bad.physics.ctrl)))
-    # Actions outside [-1, 1] are clipped, not flagged.
-    big = step(s1, jnp.array([50.0, -50.0]))
-    clipped = step(s1, jnp.array([1.0, -1.0]))
-    np.testing.assert_array_equal(np.asarray(big.physics.qpos), np.asarray(clipped.physics.qpos))
-    assert float(big.done) == 0.0
-
-    auto = envs.AutoResetWrapper(reach)
-    a0 = jax.jit(auto.reset)(jax.random.PRNGKey(0))
-    a1 = jax.jit(auto.step)(a0, jnp.array([jnp.nan, 0.0]))
-    assert float(a1.done) == 1.0  # the ending step's flags are reported ...
-    assert int(a1.physics.status) == 0  # ... with the restarted world
-    np.testing.assert_array_equal(np.asarray(a1.physics.qpos), np.asarray(a0.physics.qpos))
-    assert int(a1.step_count) == 0
+    # actions outside [-1, 1] are clipped, not flagged
+    _, big = _rollout(reach, jax.random.PRNGKey(0), 50.0 * jnp.sign(reach_actions))
+    _, unit = _rollout(reach, jax.random.PRNGKey(0), jnp.sign(reach_actions))
+    np.testing.assert_array_equal(np.asarray(big.physics.qpos), np.asarray(unit.physics.qpos))
+    assert not np.any(np.asarray(big.done))
 
 
 def test_episode_truncation_and_auto_reset(reach):
-    env = envs.AutoResetWrapper(envs.EpisodeWrapper(reach, episode_length=3))
-    full = envs.AutoResetWrapper(envs.EpisodeWrapper(reach, episode_length=3), full_reset=True)
-    actions = jnp.full((7, 2), 0.5)
-    runs = {w: _rollout(w, jax.random.PRNGKey(1), actions) for w in (env, full)}
-    for _, traj in runs.values():
-        np.testing.assert_array_equal(np.asarray(traj.truncation), [0, 0, 1, 0, 0, 1, 0])
-        np.testing.assert_array_equal(np.asarray(traj.step_count), [1, 2, 0, 1, 2, 0, 1])
-        assert not np.any(np.asarray(traj.done))
+    """wrap_for_training (episodes of 3 steps, B = 2, auto-reset), both reset modes; world
+    1 gets a NaN action at step 5, which ends its episode early."""
+    actions = jnp.full((T, 2, 2), 0.5).at[4, 1, 0].set(jnp.nan)
+    runs = {
+        full: _rollout(
+            envs.wrap_for_training(reach, batch_size=2, episode_length=3, full_reset=full),
+            jax.random.PRNGKey(1),
+            actions,
+        )
+        for full in (False, True)
+    }
+    for s0, traj in runs.values():
+        assert s0.obs.shape == (2, reach.observation_size)
+        trunc, done = np.asarray(traj.truncation), np.asarray(traj.done)
+        np.testing.assert_array_equal(trunc[:, 0], [0, 0, 1, 0, 0, 1, 0, 0, 1, 0])
+        np.testing.assert_array_equal(np.asarray(traj.step_count[:, 0]), [1, 2, 0] * 3 + [1])
+        assert not np.any(done[:, 0])
+        # world 1: NaN at step index 4 terminates (done) and restarts healthy at once
+        np.testing.assert_array_equal(done[:, 1], [0, 0, 0, 0, 1, 0, 0, 0, 0, 0])
+        np.testing.assert_array_equal(
+            np.asarray(traj.step_count[:, 1]), [1, 2, 0, 1, 0, 1, 2, 0, 1, 2]
+        )
+        assert np.all(np.asarray(traj.physics.status) == 0)
     # Brax-style: the episode restarts from the first state (same target, same qpos) ...
-    s0, traj = runs[env]
+    s0, traj = runs[False]
     np.testing.assert_array_equal(np.asarray(traj.physics.qpos[2]), np.asarray(s0.physics.qpos))
     np.testing.assert_array_equal(np.asarray(traj.task.target[5]), np.asarray(s0.task.target))
     # ... full_reset draws a new episode (a new target) each time.
-    s0, traj = runs[full]
-    targets = np.asarray(traj.task.target)
-    assert not np.allclose(targets[2], np.asarray(s0.task.target))
+    s0, traj = runs[True]
+    targets = np.asarray(traj.task.target[:, 0])
+    assert not np.allclose(targets[2], np.asarray(s0.task.target[0]))
     assert not np.allclose(targets[5], targets[2])
     np.testing.assert_array_equal(targets[3], targets[2])  # fixed within an episode
 
@@ -142,26 +162,19 @@ def test_domain_randomization_vmaps_over_model_fields(reach):
         envs.DomainRandomizationWrapper(reach, params={"body_mass": np.ones((2, 1))})
 
 
-def test_wrap_for_training_batches(reach):
-    env = envs.wrap_for_training(reach, batch_size=2, episode_length=4)
-    s0, traj = _rollout(env, jax.random.PRNGKey(0), jnp.zeros((5, 2, 2)))
-    assert s0.obs.shape == (2, reach.observation_size)
-    np.testing.assert_array_equal(np.asarray(traj.truncation[:, 0]), [0, 0, 0, 1, 0])
-    assert env.observation_size == reach.observation_size and env.unwrapped is reach
-
-
-def test_hybrid_zero_residual_equals_physics_nonzero_differs(tmp_path):
-    physics = envs.make("Reach")
+def test_hybrid_zero_residual_equals_physics_nonzero_differs(
+    tmp_path, reach, reach_actions, reach_ref
+):
+    physics = reach
     config = ResidualConfig(kind="force", history=2, hidden=(16,))
     res = init_residual(physics.scene, config, physics.control_dt)  # last layer zero
-    actions = jnp.asarray(np.random.default_rng(1).uniform(-1, 1, (15, 2)), jnp.float32)
-    key = jax.random.PRNGKey(2)
-    _, ref = _rollout(physics, key, actions)
+    actions, key = reach_actions, jax.random.PRNGKey(0)
+    _, ref = reach_ref
 
     hybrid = envs.make("Reach")
     hybrid.set_residual(res)
     _, same = _rollout(hybrid, key, actions)
-    assert same.physics.history.shape == (15, 2, 2 + 2 + 2)
+    assert same.physics.history.shape == (T, 2, 2 + 2 + 2)
     np.testing.assert_array_equal(np.asarray(same.physics.qpos), np.asarray(ref.physics.qpos))
 
     # A residual with a constant generalized force (last-layer bias) changes the motion.
@@ -194,11 +207,10 @@ def test_hybrid_zero_residual_equals_physics_nonzero_differs(tmp_path):
 
 
 @pytest.mark.slow
-def test_warp_impl_agrees_with_jax(reach):
+def test_warp_impl_agrees_with_jax(reach_actions, reach_ref):
     warp = envs.make("Reach", impl="warp")
-    actions = jnp.asarray(np.random.default_rng(4).uniform(-1, 1, (10, 2)), jnp.float32)
-    _, a = _rollout(reach, jax.random.PRNGKey(0), actions)
-    _, b = _rollout(warp, jax.random.PRNGKey(0), actions)
+    _, a = reach_ref
+    _, b = _rollout(warp, jax.random.PRNGKey(0), reach_actions)
     # arm2 has no contacts: MJX-JAX and MuJoCo Warp agree to float32 round-off (the README's
     # backend table: ~2e-7 after 10 steps); 1e-5 leaves room for the 4 substeps per step.
     np.testing.assert_allclose(np.asarray(b.physics.qpos), np.asarray(a.physics.qpos), atol=1e-5)
@@ -281,9 +293,9 @@ def test_cli_envs_list(capsys):
     assert rows["CoopPush"]["agents"] == ["finger_a", "finger_b"]
 
 
-def test_render_draws_the_reach_target(reach, reach_step):
-    reset, _ = reach_step
-    a, b = reset(jax.random.PRNGKey(0)), reset(jax.random.PRNGKey(1))
+def test_render_draws_the_reach_target(reach, reach_actions, reach_ref):
+    a = reach_ref[0]
+    b = _rollout(reach, jax.random.PRNGKey(1), reach_actions)[0]  # same program
     both = jax.tree.map(lambda x, y: jnp.stack([x, y]), a, b)
     both = both.replace(physics=both.physics.replace(qpos=jnp.stack([a.qpos, a.qpos])))
     frames = reach.render(both, width=64, height=48)
