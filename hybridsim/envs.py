@@ -11,7 +11,19 @@
     state.obs, state.reward, state.done, state.metrics.distance
 
     batched = envs.wrap_for_training(env, batch_size=64)   # vmap + episodes + auto-reset
+
+Importing this module registers every single-agent task with Gymnasium (when it is
+installed: ``pip install hybridsim[envs]``) as ``hybridsim/<Task>-v0``::
+
+    import gymnasium as gym
+    import hybridsim.envs
+
+    env = gym.make("hybridsim/Reach-v0", render_mode="rgb_array")
+    vec = gym.make_vec("hybridsim/Reach-v0", num_envs=64)   # native, jit(vmap(step))
+    par = hybridsim.envs.parallel_env(hybridsim.envs.multi_agent_tasks()[0])  # PettingZoo
 """
+
+from typing import Any as _Any
 
 from hybridsim._src.envs.base import (
     Env,
@@ -59,8 +71,31 @@ __all__ = [
     "default_config",
     "make",
     "multi_agent_tasks",
+    "parallel_env",
     "register",
     "registered",
     "single_agent_tasks",
     "wrap_for_training",
 ]
+
+
+def parallel_env(task_id: str, **config: _Any):
+    """A PettingZoo ``ParallelEnv`` of the multi-agent task ``task_id`` (one of
+    ``multi_agent_tasks()``); ``config``: task config overrides and ``render_mode``.
+    Needs ``pettingzoo`` (``pip install hybridsim[envs]``)."""
+    from hybridsim._src.envs.pettingzoo_adapter import parallel_env as _parallel_env
+
+    return _parallel_env(task_id, **config)
+
+
+def _register_gymnasium() -> None:
+    try:
+        import gymnasium  # noqa: F401
+    except ImportError:  # optional: hybridsim[envs]
+        return
+    from hybridsim._src.envs.gym_adapter import register_gym_envs
+
+    register_gym_envs(single_agent_tasks())
+
+
+_register_gymnasium()
