@@ -354,3 +354,10 @@ def test_gradient_through_env_steps_is_finite():
     np.testing.assert_allclose(float(fd), np.linalg.norm(g), rtol=0.1)
     with pytest.raises(envs.EnvError, match="differentiated"):
         envs.make("Reach", impl="warp", differentiable=True)
+
+
+def test_render_a_scene_without_mocap_bodies():
+    env = envs.make("CartpoleSwingup")
+    state = env.reset(jax.random.PRNGKey(0))
+    frame = env.render(state, width=32, height=24)
+    assert frame.shape == (24, 32, 3) and frame.dtype == np.uint8 and frame.std() > 0

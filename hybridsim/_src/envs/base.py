@@ -345,15 +345,18 @@ class Env(abc.ABC):
         from hybridsim._src.render import render_frames
 
         qpos = np.asarray(self.render_qpos(state))
-        mocap = np.asarray(self.render_mocap_pos(state))
         lead = qpos.shape[:-1]
+        mocap = None
+        if self.mj_model.nmocap:
+            mocap = np.asarray(self.render_mocap_pos(state))
+            mocap = mocap.reshape(-1, *mocap.shape[-2:])
         frames = render_frames(
             self.scene,
             qpos.reshape(-1, qpos.shape[-1]),
             width=width,
             height=height,
             camera=camera,
-            mocap_pos=mocap.reshape(-1, *mocap.shape[-2:]),
+            mocap_pos=mocap,
         )
         return frames.reshape(*lead, height, width, 3)
 

@@ -127,14 +127,6 @@ def jax_to_host(state: Any) -> dict[str, np.ndarray]:
 def frames(env: Any, state: Any, width: int, height: int) -> np.ndarray:
     """RGB frames of ``state`` (one world or a batch): ``(..., height, width, 3)`` uint8,
     through the task's ``render`` (task markers drawn)."""
-    if env.mj_model.nmocap == 0:
-        # Env.render reshapes its (..., 0, 3) mocap array, which NumPy refuses for scenes
-        # without mocap bodies; draw the positions alone there.
-        from hybridsim._src.render import render_frames
-
-        qpos = np.asarray(env.render_qpos(state), np.float64)
-        flat = render_frames(env.scene, qpos.reshape(-1, qpos.shape[-1]), width, height)
-        return flat.reshape(*qpos.shape[:-1], height, width, 3)
     return env.render(state, width=width, height=height)
 
 
