@@ -356,8 +356,16 @@ def test_gradient_through_env_steps_is_finite():
         envs.make("Reach", impl="warp", differentiable=True)
 
 
-def test_render_a_scene_without_mocap_bodies():
+def test_render_a_scene_without_mocap_bodies_and_randomized_colours():
     env = envs.make("CartpoleSwingup")
     state = env.reset(jax.random.PRNGKey(0))
     frame = env.render(state, width=32, height=24)
     assert frame.shape == (24, 32, 3) and frame.dtype == np.uint8 and frame.std() > 0
+    # Two worlds in the same pose, one with every geom red: the randomized look is drawn.
+    rgba = np.repeat(env.mj_model.geom_rgba[None], 2, axis=0)
+    rgba[1, :, :3] = (1.0, 0.0, 0.0)
+    dr = envs.DomainRandomizationWrapper(env, params={"geom_rgba": rgba})
+    both = jax.tree.map(lambda x: jnp.stack([x, x]), state)
+    frames = dr.render(both, width=32, height=24)
+    np.testing.assert_array_equal(frames[0], frame)
+    assert np.any(frames[1] != frames[0])

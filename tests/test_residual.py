@@ -132,6 +132,31 @@ def test_interrupted_fit_resumes_to_the_same_result(arm2_data, tmp_path):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
+def test_checkpoint_of_another_configuration_is_replaced_not_an_error(arm2_data, tmp_path):
+    """An interrupted fit, then a fit into the same folder with another network size: the
+    old checkpoint cannot be restored into the new shapes and is replaced."""
+    scene, train, _ = arm2_data
+
+    def config(hidden):
+        return residual.FitConfig(
+            residual=residual.ResidualConfig(hidden=hidden),
+            one_step_iters=100,
+            multi_step_iters=0,
+            eval_every=50,
+        )
+
+    def stop_at_100(msg):
+        if msg.startswith("one-step 100/"):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        residual.fit(scene, train, config((16,)), tmp_path / "run", progress=stop_at_100)
+    lines = []
+    fitted = residual.fit(scene, train, config((8, 8)), tmp_path / "run", progress=lines.append)
+    assert any(line.startswith("replacing") for line in lines)
+    assert fitted.residual.config.hidden == (8, 8)
+
+
 def test_corrupt_checkpoint_is_a_clear_error(arm2_data, tmp_path):
     scene, train, _ = arm2_data
     config = residual.FitConfig(

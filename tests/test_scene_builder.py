@@ -510,3 +510,17 @@ def test_coacd_decomposition_when_installed():
     # The hole stays open: the pieces fill much less than the ring's convex hull does.
     pieces = sc.import_mesh(ring, mass=0.1).collision
     assert sum(p.volume for p in pieces) < 0.8 * ring.convex_hull.volume
+
+
+def test_save_replaces_its_own_scene_but_never_a_users_folder(tmp_path):
+    spec = sc.generate_table_scene(seed=0, n_objects=2)
+    out = tmp_path / "out"
+    sc.build(spec).save(out)
+    sc.build(spec).save(out)  # a scene written here is replaced
+    assert (out / "scene.xml").is_file()
+    mine = tmp_path / "project"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    with pytest.raises(hs.SceneError, match="not a scene written by hybridsim"):
+        sc.build(spec).save(mine)
+    assert (mine / "notes.txt").read_text() == "keep me"

@@ -338,10 +338,17 @@ class Env(abc.ABC):
         return jnp.broadcast_to(base, state.physics.qpos.shape[:-1] + base.shape)
 
     def render(
-        self, state: EnvState, width: int = 160, height: int = 120, camera: str | None = None
+        self,
+        state: EnvState,
+        width: int = 160,
+        height: int = 120,
+        camera: str | None = None,
+        params: Any = None,
     ) -> np.ndarray:
         """RGB frames of ``state`` (single or batched): ``(..., height, width, 3)`` uint8,
-        from MuJoCo Warp's batch renderer (CPU or CUDA), camera ``main`` by default."""
+        from MuJoCo Warp's batch renderer (CPU or CUDA), camera ``main`` by default.
+        ``params``: per-frame ``WorldParams`` (one row per world of the batch), e.g. the
+        randomized colours, lights and camera poses of ``DomainRandomizationWrapper``."""
         from hybridsim._src.render import render_frames
 
         qpos = np.asarray(self.render_qpos(state))
@@ -357,6 +364,7 @@ class Env(abc.ABC):
             height=height,
             camera=camera,
             mocap_pos=mocap,
+            params=params,
         )
         return frames.reshape(*lead, height, width, 3)
 

@@ -22,7 +22,7 @@ import numpy as np
 
 from hybridsim._src.envs.base import Env, EnvState, ResetSnapshot
 from hybridsim._src.errors import ShapeError
-from hybridsim._src.params import WorldParams, derived_fields, model_field
+from hybridsim._src.params import WorldParams, _check_fields, derived_fields
 
 
 class Wrapper(Env):
@@ -110,8 +110,10 @@ class Wrapper(Env):
     def render_mocap_pos(self, state: EnvState) -> jax.Array:
         return self.env.render_mocap_pos(state)
 
-    def render(self, state: EnvState, width: int = 160, height: int = 120, camera=None):
-        return self.env.render(state, width, height, camera)
+    def render(
+        self, state: EnvState, width: int = 160, height: int = 120, camera=None, params=None
+    ):
+        return self.env.render(state, width, height, camera, params)
 
     def reset(self, key: jax.Array) -> EnvState:
         return self.env.reset(key)
@@ -272,21 +274,22 @@ class DomainRandomizationWrapper(Wrapper):
             batch_size if batch_size is not None else int(np.shape(next(iter(fields.values())))[0])
         )
         m = env.mj_model
-        for k, v in fields.items():
-            try:
-                base = np.shape(model_field(m, k))
-            except AttributeError:
-                raise ShapeError(f"{k!r} is not an MjModel field") from None
-            if np.shape(v) != (bsz, *base):
-                raise ShapeError(
-                    f"per-world field {k!r}: expected shape {(bsz, *base)}, got {np.shape(v)}"
-                )
-        fields = {k: np.asarray(v, np.float64) for k, v in fields.items()}
+        # the same checks as make_model: known per-world fields, shapes, finite values
+        fields = dict(_check_fields(m, int(bsz), fields).fields)
         # each world's derived constants (subtree masses, inverse weights), as make_model does
         fields.update(derived_fields(m, fields))
         self.batch_size = int(bsz)
         self.fields = {k: jnp.asarray(v, jnp.float32) for k, v in fields.items()}
         """Field name -> (B, ...) float32 per-world values."""
+
+    def render(
+        self, state: EnvState, width: int = 160, height: int = 120, camera=None, params=None
+    ):
+        """Frames of the B worlds, each with its own randomized appearance (colours, lights,
+        camera pose) unless ``params`` is given."""
+        if params is None:
+            params = WorldParams({k: np.asarray(v) for k, v in self.fields.items()})
+        return self.env.render(state, width, height, camera, params)
 
     def reset(self, key: jax.Array) -> EnvState:
         def one(fields, k):

@@ -169,21 +169,22 @@ def _save_checkpoint(path: Path, arrays: Any, meta: dict) -> None:
         )
 
 
-def _load_checkpoint(path: Path, template: Any) -> tuple[Any, dict]:
-    """The latest checkpoint under ``path`` in the structure of ``template``."""
+def _load_checkpoint(path: Path, template: Any, fingerprint: str) -> tuple[Any, dict] | None:
+    """The latest checkpoint under ``path`` in the structure of ``template``, or None when
+    it belongs to another configuration or data set (its meta names another fingerprint)."""
     ocp, mgr = _checkpointer(path)
     try:
         with mgr:
             step = mgr.latest_step()
             if step is None:
                 raise ValueError("no complete checkpoint in it")
+            meta = mgr.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())).meta
+            if dict(meta).get("fingerprint") != fingerprint:
+                return None
             got = mgr.restore(
-                step,
-                args=ocp.args.Composite(
-                    arrays=ocp.args.StandardRestore(template), meta=ocp.args.JsonRestore()
-                ),
+                step, args=ocp.args.Composite(arrays=ocp.args.StandardRestore(template))
             )
-        return got.arrays, dict(got.meta)
+        return got.arrays, dict(meta)
     except Exception as e:  # orbax raises many types for a damaged folder
         raise DataFileError(
             f"checkpoint {str(path)!r} is corrupt ({type(e).__name__}: {e}); delete it to "
@@ -284,8 +285,9 @@ def fit(
     run = _Run(trainable, opt.init(trainable), "one_step", best_params=trainable)
     ckpt = out / "checkpoint"
     if ckpt.exists():
-        arrays, meta = _load_checkpoint(ckpt, (run.trainable, run.opt_state, run.trainable))
-        if meta.get("fingerprint") == fingerprint:
+        found = _load_checkpoint(ckpt, (run.trainable, run.opt_state, run.trainable), fingerprint)
+        if found is not None:
+            arrays, meta = found
             run = _Run(
                 *arrays[:2],
                 str(meta["phase"]),
@@ -296,7 +298,8 @@ def fit(
             )
             say(f"resuming from {ckpt} at step {run.step} ({run.phase})")
         else:
-            say(f"ignoring {ckpt}: it belongs to another configuration or data set")
+            say(f"replacing {ckpt}: it belongs to another configuration or data set")
+            shutil.rmtree(ckpt)
 
     select_h = min(config.select_horizon, val.steps)
     val_label = f"val qpos RMSE@{select_h}" if select_h > 0 else "val"

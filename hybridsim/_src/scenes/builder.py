@@ -678,9 +678,19 @@ class SceneBuilder:
         The folder is self-contained (it loads with ``mujoco.MjModel.from_xml_path`` from
         anywhere) and replaced atomically: built in a temporary folder, then renamed.
         Returns the path of ``scene.xml``.
+
+        An existing ``directory`` is replaced only when it holds a scene written here
+        (``scene.xml`` with the build record) or nothing; any other folder is refused
+        (``SceneError``), so a mistyped ``--out`` never deletes a user's files.
         """
         self.finalize()
         directory = Path(directory)
+        if directory.exists() and not _replaceable(directory):
+            raise SceneError(
+                f"output folder {str(directory)!r} exists and is not a scene written by "
+                "hybridsim (no scene.xml with a hybridsim build record); choose another "
+                "folder or remove it"
+            )
         directory.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}."))
         tmp.chmod(0o755)
@@ -689,7 +699,11 @@ class SceneBuilder:
             if directory.exists():
                 old = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.old."))
                 os.replace(directory, old / "x")
-                os.replace(tmp, directory)
+                try:
+                    os.replace(tmp, directory)
+                except OSError:
+                    os.replace(old / "x", directory)  # put the previous scene back
+                    raise
                 shutil.rmtree(old)
             else:
                 os.replace(tmp, directory)
@@ -734,6 +748,16 @@ class SceneBuilder:
             mujoco.MjModel.from_xml_path(str(folder / "scene.xml"))
         except ValueError as e:
             raise SceneError(f"the written scene does not load back: {e}") from None
+
+
+def _replaceable(directory: Path) -> bool:
+    """True for an empty folder or one holding a scene that ``save`` wrote."""
+    if not directory.is_dir():
+        return False
+    if not any(directory.iterdir()):
+        return True
+    xml = directory / "scene.xml"
+    return xml.is_file() and f'name="{BUILD_INFO_TEXT}"' in xml.read_text(errors="replace")
 
 
 RANDOMIZE_FILE = "randomize.json"

@@ -183,6 +183,10 @@ def terrain_heights(terrain: TerrainSpec) -> np.ndarray:
         noise = (noise - noise.min()) / max(float(np.ptp(noise)), 1e-12)
         z = h * noise
     elif terrain.kind == "stairs":
+        if not terrain.step > 0:
+            raise SceneError(
+                f"stairs terrain: step (tread depth, m) must be > 0, got {terrain.step}"
+            )
         dist = np.maximum(np.abs(x), np.abs(y)) - terrain.flat_centre / 2
         n = max(1, int((min(lx, ly) / 2 - terrain.flat_centre / 2) // terrain.step))
         steps = np.clip(np.floor(np.maximum(dist, 0) / terrain.step), 0, n)

@@ -462,6 +462,8 @@ def unsigned_distance_grid(
     if pts.ndim != 2 or pts.shape[1] != 3 or len(pts) == 0:
         raise ShapeError(f"points must have shape (P, 3) with P > 0, got {pts.shape}")
     pts = pts[np.isfinite(pts).all(axis=1)]
+    if len(pts) == 0:
+        raise ShapeError("points: every row is non-finite; nothing to measure distances to")
     lower, upper = _bounds(bounds, pts, (radius + 1) * voxel_size)
     shape = _grid(lower, upper, voxel_size)
     wp = _launch_setup()
