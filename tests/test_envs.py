@@ -369,3 +369,17 @@ def test_render_a_scene_without_mocap_bodies_and_randomized_colours():
     frames = dr.render(both, width=32, height=24)
     np.testing.assert_array_equal(frames[0], frame)
     assert np.any(frames[1] != frames[0])
+
+
+def test_reach_reward_reads_the_state_it_reports(reach, reach_ref):
+    """The fingertip distance after a step is that of the returned qpos (MuJoCo C
+    kinematics), not of the last substep's start."""
+    _, states = reach_ref
+    m = reach.mj_model
+    d = mujoco.MjData(m)
+    for t in (0, T - 1):
+        d.qpos[:] = np.asarray(states.physics.qpos[t])
+        mujoco.mj_kinematics(m, d)
+        tip = d.site("fingertip").xpos
+        want = np.linalg.norm(tip - np.asarray(states.task.target[t]))
+        np.testing.assert_allclose(float(states.metrics.distance[t]), want, atol=1e-5)

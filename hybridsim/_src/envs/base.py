@@ -415,8 +415,9 @@ class Env(abc.ABC):
 
     def _physics_step(self, physics: PhysicsState, ctrl: jax.Array) -> tuple[PhysicsState, Any]:
         """One control step of the physics (plus residual) with ``ctrl (nu,)``; returns the
-        new PhysicsState and the ``mjx.Data`` after the last substep (its positions-derived
-        fields, e.g. ``site_xpos``, are those MuJoCo computed at the start of that substep)."""
+        new PhysicsState and the ``mjx.Data`` after the last substep, with its
+        position-derived fields (``site_xpos``, ``xpos``, ...) recomputed for the new
+        ``qpos`` (velocity-derived fields are those of the last substep)."""
         from hybridsim._src.backends import mjx as mjx_backend
 
         s, cfg, f = self._scene, self._config, _float()
@@ -436,6 +437,11 @@ class Env(abc.ABC):
             nd, status, (history, _, _) = mjx_backend.control_step(
                 self._mx, d, physics.status, ctrl, res, carry, hook=_Hook(res.config.kind), **kw
             )
+        # Position-derived fields (site_xpos, xpos, ...) of the returned state, not of the
+        # last substep's start: observations and rewards read the state they report.
+        from mujoco import mjx
+
+        nd = mjx.kinematics(self._mx, nd)
         new = PhysicsState(
             qpos=nd.qpos.astype(f),
             qvel=nd.qvel.astype(f),
