@@ -60,12 +60,17 @@ class _Runner:
             limit = jnp.logical_or(nxt.truncation > 0, nxt.step_count >= env.episode_length)
             truncated = jnp.logical_and(limit, jnp.logical_not(terminated))
             ended = jnp.logical_or(terminated, truncated)
-            fresh = jax.vmap(env.reset)(keys)
 
-            def pick(a, b):
-                return jnp.where(ended.reshape(ended.shape + (1,) * (a.ndim - 1)), a, b)
+            def reset_ended(nxt):
+                fresh = jax.vmap(env.reset)(keys)
 
-            out = jax.tree_util.tree_map(pick, fresh, nxt)
+                def pick(a, b):
+                    return jnp.where(ended.reshape(ended.shape + (1,) * (a.ndim - 1)), a, b)
+
+                return jax.tree_util.tree_map(pick, fresh, nxt)
+
+            # Most steps end no episode: skip the batched reset then.
+            out = jax.lax.cond(jnp.any(ended), reset_ended, lambda s: s, nxt)
             return out, nxt.obs, nxt.reward, terminated, truncated
 
         self.reset1 = jax.jit(env.reset)
