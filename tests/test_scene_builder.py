@@ -272,7 +272,7 @@ def test_bad_objects_are_clear_errors():
 def test_save_is_self_contained_and_replaces_atomically(tmp_path, no_coacd):
     spec = sc.read_spec(SPECS / "table_objects.toml")
     out = tmp_path / "built"
-    out.mkdir()
+    sc.build(spec).save(out)  # a previous build, with a stale file beside it
     (out / "stale.txt").write_text("old")
     path = sc.build(spec).save(out)
     assert path == out / "scene.xml" and not (out / "stale.txt").exists()
