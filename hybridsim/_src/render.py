@@ -17,6 +17,37 @@ from hybridsim._src.params import WorldParams
 from hybridsim._src.scene import Scene
 
 
+def _check_inputs(
+    scene: Scene, qpos: np.ndarray, camera: str | int | None
+) -> tuple[np.ndarray, int]:
+    """``qpos (N, nq)`` as float64 and the camera's id (``main`` by default)."""
+    import mujoco
+
+    m = scene.mj_model
+    qpos = np.asarray(qpos, dtype=np.float64)
+    if qpos.ndim != 2 or qpos.shape[1] != m.nq:
+        raise ShapeError(f"qpos to render must have shape (N, {m.nq}), got {qpos.shape}")
+    if m.ncam == 0:
+        raise SceneError(f"scene {scene.name!r} has no camera to render from")
+    if camera is None:
+        return qpos, max(0, mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_CAMERA, "main"))
+    if isinstance(camera, str):
+        cam_id = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_CAMERA, camera)
+        if cam_id < 0:
+            raise SceneError(f"scene {scene.name!r} has no camera named {camera!r}")
+        return qpos, cam_id
+    return qpos, int(camera)
+
+
+def _frame_fields(params: WorldParams | None, n: int) -> dict[str, np.ndarray]:
+    """Per-frame model fields (float32) from ``params``, checked against ``n`` frames."""
+    if params is None:
+        return {}
+    if params.batch_size != n:
+        raise ShapeError(f"render params are for {params.batch_size} frames, qpos has {n}")
+    return {k: np.asarray(v, np.float32) for k, v in params.fields.items()}
+
+
 def render_frames(
     scene: Scene,
     qpos: np.ndarray,
@@ -36,37 +67,20 @@ def render_frames(
     pose, ...).
     """
     import jax
-    import mujoco
     from mujoco import mjx
 
     from hybridsim._src.progress import quiet_warp
 
     quiet_warp()
     m = scene.mj_model
-    qpos = np.asarray(qpos, dtype=np.float64)
-    if qpos.ndim != 2 or qpos.shape[1] != m.nq:
-        raise ShapeError(f"qpos to render must have shape (N, {m.nq}), got {qpos.shape}")
-    if m.ncam == 0:
-        raise SceneError(f"scene {scene.name!r} has no camera to render from")
-    if camera is None:
-        cam_id = max(0, mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_CAMERA, "main"))
-    elif isinstance(camera, str):
-        cam_id = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_CAMERA, camera)
-        if cam_id < 0:
-            raise SceneError(f"scene {scene.name!r} has no camera named {camera!r}")
-    else:
-        cam_id = int(camera)
+    qpos, cam_id = _check_inputs(scene, qpos, camera)
     n = qpos.shape[0]
     if mocap_pos is None:  # MJX's default: the mocap bodies' model positions
         mocap_pos = np.broadcast_to(mjx.make_data(m, impl="warp").mocap_pos, (n, m.nmocap, 3))
     mocap_pos = np.asarray(mocap_pos, dtype=np.float64)
     if mocap_pos.shape != (n, m.nmocap, 3):
         raise ShapeError(f"mocap_pos must have shape ({n}, {m.nmocap}, 3), got {mocap_pos.shape}")
-    if params is not None and params.batch_size != n:
-        raise ShapeError(f"render params are for {params.batch_size} frames, qpos has {n}")
-    fields = (
-        {} if params is None else {k: np.asarray(v, np.float32) for k, v in params.fields.items()}
-    )
+    fields = _frame_fields(params, n)
     ctx = mjx.create_render_context(
         mjm=m,
         nworld=n,
@@ -157,37 +171,20 @@ def render_depth(
       ``reconstruct_from_depth`` and of a depth-capture file.
     """
     import jax
-    import mujoco
     from mujoco import mjx
 
     from hybridsim._src.progress import quiet_warp
 
     quiet_warp()
     m = scene.mj_model
-    qpos = np.asarray(qpos, dtype=np.float64)
-    if qpos.ndim != 2 or qpos.shape[1] != m.nq:
-        raise ShapeError(f"qpos to render must have shape (N, {m.nq}), got {qpos.shape}")
-    if m.ncam == 0:
-        raise SceneError(f"scene {scene.name!r} has no camera to render from")
-    if camera is None:
-        cam_id = max(0, mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_CAMERA, "main"))
-    elif isinstance(camera, str):
-        cam_id = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_CAMERA, camera)
-        if cam_id < 0:
-            raise SceneError(f"scene {scene.name!r} has no camera named {camera!r}")
-    else:
-        cam_id = int(camera)
+    qpos, cam_id = _check_inputs(scene, qpos, camera)
     if m.cam_projection[cam_id] != 0 or m.cam_sensorsize[cam_id, 1] != 0:
         raise SceneError(
             f"camera {cam_id} of scene {scene.name!r}: depth captures need a perspective "
             "camera given by fovy (no orthographic projection, no sensorsize/intrinsics)"
         )
     n = qpos.shape[0]
-    if params is not None and params.batch_size != n:
-        raise ShapeError(f"render params are for {params.batch_size} frames, qpos has {n}")
-    fields = (
-        {} if params is None else {k: np.asarray(v, np.float32) for k, v in params.fields.items()}
-    )
+    fields = _frame_fields(params, n)
     ctx = mjx.create_render_context(
         mjm=m,
         nworld=n,

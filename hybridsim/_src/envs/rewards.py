@@ -1,4 +1,5 @@
-"""Smooth reward shaping: ``tolerance`` is 1 inside bounds and decays outside."""
+"""Reward helpers shared by the tasks: ``tolerance`` (1 inside bounds, decays outside),
+``clean_action`` (what a control cost reads) and ``sample_goal`` (a goal in a box)."""
 
 from __future__ import annotations
 
@@ -33,3 +34,20 @@ def tolerance(
     else:
         raise ValueError(f"sigmoid must be 'gaussian' or 'quadratic', got {sigmoid!r}")
     return jnp.where(inside, 1.0, val).astype(jnp.float32)
+
+
+def clean_action(action: jax.Array) -> jax.Array:
+    """The action a control cost reads: float32, non-finite entries 0, clipped to [-1, 1]."""
+    return jnp.clip(jnp.nan_to_num(jnp.asarray(action, jnp.float32)), -1.0, 1.0)
+
+
+def sample_goal(
+    k_x: jax.Array, k_y: jax.Array, x_range: tuple[float, float], y_range: tuple[float, float]
+) -> jax.Array:
+    """(2,) float32 goal (m), uniform in ``x_range`` x ``y_range`` (one key per axis)."""
+    return jnp.stack(
+        [
+            jax.random.uniform(k_x, (), minval=x_range[0], maxval=x_range[1]),
+            jax.random.uniform(k_y, (), minval=y_range[0], maxval=y_range[1]),
+        ]
+    )

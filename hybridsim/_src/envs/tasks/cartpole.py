@@ -15,7 +15,7 @@ import jax.numpy as jnp
 
 from hybridsim._src.dataclasses import pytree_dataclass
 from hybridsim._src.envs.base import Env, EnvConfig, EnvState
-from hybridsim._src.envs.rewards import tolerance
+from hybridsim._src.envs.rewards import clean_action, tolerance
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,7 +74,7 @@ class CartpoleSwingup(Env):
 
     def step(self, state: EnvState, action: jax.Array) -> EnvState:
         physics, _ = self._physics_step(state.physics, self._action_to_ctrl(action))
-        a = jnp.clip(jnp.nan_to_num(jnp.asarray(action, jnp.float32)), -1.0, 1.0)
+        a = clean_action(action)
         reward, metrics = self._reward(physics.qpos, physics.qvel, a)
         obs = self._observe(physics.qpos, physics.qvel)
         return self._finish(state, physics, obs, reward, False, metrics)

@@ -18,6 +18,7 @@ import jax.numpy as jnp
 
 from hybridsim._src.dataclasses import pytree_dataclass
 from hybridsim._src.envs.base import EnvConfig, EnvState, MultiAgentEnv
+from hybridsim._src.envs.rewards import clean_action, sample_goal
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,12 +82,7 @@ class CoopPush(MultiAgentEnv):
     def reset(self, key: jax.Array) -> EnvState:
         k_x, k_y, k_f = jax.random.split(key, 3)
         c = self.config
-        goal = jnp.stack(
-            [
-                jax.random.uniform(k_x, (), minval=c.goal_x[0], maxval=c.goal_x[1]),
-                jax.random.uniform(k_y, (), minval=c.goal_y[0], maxval=c.goal_y[1]),
-            ]
-        )
+        goal = sample_goal(k_x, k_y, c.goal_x, c.goal_y)
         qpos = jnp.asarray(self.scene.initial_state()[0], jnp.float32)
         n = c.reset_noise
         qpos = qpos.at[0:4].add(jax.random.uniform(k_f, (4,), minval=-n, maxval=n))
@@ -109,7 +105,7 @@ class CoopPush(MultiAgentEnv):
         m = self._metrics(physics.qpos, goal)
         fingers = physics.qpos[0:4].reshape(2, 2)
         near = jnp.linalg.norm(physics.qpos[4:6] - fingers, axis=-1)  # (2,)
-        a = jnp.clip(jnp.nan_to_num(action), -1.0, 1.0)
+        a = clean_action(action)
         c = self.config
         reward = (
             -m.box_goal_distance

@@ -16,6 +16,7 @@ import jax.numpy as jnp
 
 from hybridsim._src.dataclasses import pytree_dataclass
 from hybridsim._src.envs.base import Env, EnvConfig, EnvState
+from hybridsim._src.envs.rewards import clean_action, sample_goal
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,12 +77,7 @@ class Push(Env):
     def reset(self, key: jax.Array) -> EnvState:
         k_x, k_y, k_f = jax.random.split(key, 3)
         c = self.config
-        goal = jnp.stack(
-            [
-                jax.random.uniform(k_x, (), minval=c.goal_x[0], maxval=c.goal_x[1]),
-                jax.random.uniform(k_y, (), minval=c.goal_y[0], maxval=c.goal_y[1]),
-            ]
-        )
+        goal = sample_goal(k_x, k_y, c.goal_x, c.goal_y)
         qpos = jnp.asarray(self.scene.initial_state()[0], jnp.float32)
         n = c.reset_noise
         qpos = qpos.at[0:2].add(jax.random.uniform(k_f, (2,), minval=-n, maxval=n))
@@ -94,7 +90,7 @@ class Push(Env):
         physics, _ = self._physics_step(state.physics, self._action_to_ctrl(action))
         goal = state.task.goal
         m = self._metrics(physics.qpos, goal)
-        a = jnp.clip(jnp.nan_to_num(jnp.asarray(action, jnp.float32)), -1.0, 1.0)
+        a = clean_action(action)
         c = self.config
         reward = (
             -m.box_goal_distance

@@ -18,6 +18,7 @@ import jax.numpy as jnp
 
 from hybridsim._src.dataclasses import pytree_dataclass
 from hybridsim._src.envs.base import Env, EnvConfig, EnvState
+from hybridsim._src.envs.rewards import clean_action
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,7 +93,7 @@ class QuadrupedWalk(Env):
         physics, _ = self._physics_step(state.physics, self._action_to_ctrl(action))
         c = self.config
         m = self._metrics(physics.qpos, physics.qvel)
-        a = jnp.clip(jnp.nan_to_num(jnp.asarray(action, jnp.float32)), -1.0, 1.0)
+        a = clean_action(action)
         reward = (
             c.forward_weight * jnp.minimum(m.forward_velocity, c.target_speed)
             + c.alive_bonus

@@ -17,6 +17,7 @@ import jax.numpy as jnp
 
 from hybridsim._src.dataclasses import pytree_dataclass
 from hybridsim._src.envs.base import Env, EnvConfig, EnvState, site_id
+from hybridsim._src.envs.rewards import clean_action
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,7 +98,7 @@ class Reach(Env):
         tip = d.site_xpos[self._tip].astype(jnp.float32)
         target = state.task.target
         metrics = self._metrics(tip, target)
-        a = jnp.clip(jnp.nan_to_num(jnp.asarray(action, jnp.float32)), -1.0, 1.0)
+        a = clean_action(action)
         reward = -metrics.distance - self.config.control_cost * jnp.sum(a**2)
         obs = self._observe(physics.qpos, physics.qvel, tip, target)
         return self._finish(state, physics, obs, reward, False, metrics)
