@@ -414,10 +414,15 @@ def measure_throughput(scene, residual, args, say) -> dict[str, Any]:
     def hybrid():
         R.hybrid_rollout(model, residual, state, ctrl)
 
-    physics(), hybrid()  # warm-up: the residual's jit compiles for this batch size
-    best = {"physics": math.inf, "hybrid": math.inf}
-    for _ in range(3):  # interleaved, best of three: both see the same machine load
-        for name, fn in (("physics", physics), ("hybrid", hybrid)):
+    def hybrid_bf16():
+        R.hybrid_rollout(model, residual, state, ctrl, precision="bfloat16")
+
+    fns = (("physics", physics), ("hybrid", hybrid), ("bfloat16", hybrid_bf16))
+    for _, fn in fns:  # warm-up: the residual's jit compiles for this batch size
+        fn()
+    best = dict.fromkeys((name for name, _ in fns), math.inf)
+    for _ in range(5):  # interleaved, best of five: all see the same machine load
+        for name, fn in fns:
             t0 = time.perf_counter()
             fn()
             best[name] = min(best[name], time.perf_counter() - t0)
@@ -429,11 +434,14 @@ def measure_throughput(scene, residual, args, say) -> dict[str, Any]:
         "physics_steps_per_s": sps["physics"],
         "hybrid_steps_per_s": sps["hybrid"],
         "ratio": sps["hybrid"] / sps["physics"],
+        "bfloat16_steps_per_s": sps["bfloat16"],
+        "bfloat16_ratio": sps["bfloat16"] / sps["physics"],
         "residual": {"kind": residual.config.kind, "hidden": list(residual.config.hidden)},
     }
     say(
         f"{scene.name}: throughput B={b}: physics {sps['physics']:,.0f} steps/s, hybrid "
-        f"{sps['hybrid']:,.0f} steps/s, ratio {out['ratio']:.2f}"
+        f"{sps['hybrid']:,.0f} steps/s (ratio {out['ratio']:.2f}), bfloat16 hybrid "
+        f"{sps['bfloat16']:,.0f} steps/s (ratio {out['bfloat16_ratio']:.2f})"
     )
     return out
 
@@ -608,7 +616,25 @@ def run_scene(name: str, args, work: Path, say) -> dict[str, Any]:
             out["throughput"] = measure_throughput(scene, models[HYBRID][0], args, say)
         except Exception as e:
             out["throughput"] = {"error": repr(e)}
+        out["bfloat16_accuracy"] = bfloat16_accuracy(scene, sets, models[HYBRID][0], ood_h)
     return out
+
+
+def bfloat16_accuracy(scene, sets, residual, horizon: int) -> dict[str, Any]:
+    """Gap closure at ``horizon`` of the reference hybrid with bfloat16 against float32."""
+    from hybridsim import residual as R
+
+    rmse = {
+        p: R.evaluate(scene, sets["test"], horizon, residual, precision=p)["rollout_rmse"]
+        for p in ("float32", "bfloat16")
+    }
+    phys = R.evaluate(scene, sets["test"], horizon)["rollout_rmse"]
+    return {
+        "horizon": horizon,
+        "gap_closure": 1.0 - rmse["bfloat16"] / phys,
+        "float32_gap_closure": 1.0 - rmse["float32"] / phys,
+        "rollout_rmse": rmse,
+    }
 
 
 def _slice(ev: dict, horizons: list[int]) -> dict[str, Any]:
@@ -706,6 +732,18 @@ def evaluate_targets(scenes: dict[str, dict]) -> list[dict[str, Any]]:
             f"{ratio:.3f} ({_num(tp.get('hybrid_steps_per_s')):,.0f} vs "
             f"{_num(tp.get('physics_steps_per_s')):,.0f} steps/s)",
         )
+        ratio = _num(tp.get("bfloat16_ratio"))
+        acc = sc.get("bfloat16_accuracy", {})
+        add(
+            name,
+            f"hybrid throughput >= {THROUGHPUT_TARGET:g}x physics only, bfloat16 inference "
+            f"(c, B={tp.get('batch_size', '?')})",
+            ratio,
+            None if math.isnan(ratio) else ratio >= THROUGHPUT_TARGET,
+            f"{ratio:.3f} ({_num(tp.get('bfloat16_steps_per_s')):,.0f} steps/s; gap closure "
+            f"{_num(acc.get('gap_closure')):.3f} against {_num(acc.get('float32_gap_closure')):.3f}"
+            " in float32)",
+        )
     return out
 
 
@@ -774,7 +812,9 @@ def format_tables(sc_name: str, sc: dict, args) -> str:
         lines.append(
             f"throughput (c, B={tp['batch_size']}, {tp['control_steps']} control steps): physics "
             f"{tp['physics_steps_per_s']:,.0f} steps/s, hybrid {tp['hybrid_steps_per_s']:,.0f} "
-            f"steps/s, ratio {tp['ratio']:.3f}"
+            f"steps/s, ratio {tp['ratio']:.3f}; bfloat16 inference "
+            f"{tp.get('bfloat16_steps_per_s', math.nan):,.0f} steps/s, ratio "
+            f"{tp.get('bfloat16_ratio', math.nan):.3f}"
         )
     elif tp:
         lines.append(f"throughput: {tp.get('error')}")

@@ -17,6 +17,8 @@ from hybridsim._src.cli.main import main
 ZERO_RESIDUAL_C_ATOL = 1e-12
 # On MJX the hybrid adds a (zero) qfrc_applied / correction inside the same jitted program.
 ZERO_RESIDUAL_MJX_ATOL = 1e-6
+# A fitted arm2 residual over 10 control steps with bfloat16 hidden matmuls (rad).
+BF16_QPOS_ATOL = 1e-3
 
 
 @pytest.fixture(scope="module")
@@ -74,6 +76,17 @@ def test_fit_closes_the_gap_and_round_trips(arm2_data, tmp_path):
     out = residual.hybrid_rollout(model, again.residual, hs.init(model), test.ctrl[:2, :10])
     assert np.all(np.asarray(out.uncertainty) > 0)
     assert not (tmp_path / "run" / "checkpoint").exists()
+    # bfloat16 hidden matmuls (inference only) change the rollout a little, not a lot.
+    f32 = residual.hybrid_rollout(model, again.residual, hs.init(model), test.ctrl[:2, :10])
+    bf16 = residual.hybrid_rollout(
+        model, again.residual, hs.init(model), test.ctrl[:2, :10], precision="bfloat16"
+    )
+    diff = np.abs(np.asarray(bf16.traj.qpos) - np.asarray(f32.traj.qpos)).max()
+    assert 0 < diff < BF16_QPOS_ATOL
+    with pytest.raises(hs.ShapeError, match="precision must be one of"):
+        residual.hybrid_rollout(
+            model, again.residual, hs.init(model), test.ctrl[:2], precision="fp8"
+        )
 
 
 def test_fit_keeps_the_zero_residual_when_training_does_not_beat_it(arm2_data, tmp_path):
@@ -217,6 +230,7 @@ def test_cli_fit_and_eval(tmp_path, capsys):
                 str(tmp_path / "run"),
                 "--hidden",
                 "32",
+                "32",
                 "--iters",
                 "200",
                 "--multi-step-iters",
@@ -253,6 +267,13 @@ def test_cli_fit_and_eval(tmp_path, capsys):
         assert set(result[key]) == {"one_step_nmse", "rollout_rmse"}
     expected = 1 - result["hybrid"]["rollout_rmse"] / result["physics"]["rollout_rmse"]
     assert result["gap_closure"] == pytest.approx(expected)
+    eval_args = ["residual", "eval", "--scene", "arm2", "--model", str(tmp_path / "run")]
+    eval_args += ["--data", str(tmp_path / "test.npz"), "--horizon", "10", "--json"]
+    assert main([*eval_args, "--precision", "bfloat16"]) == 0
+    bf16 = json.loads(capsys.readouterr().out)
+    assert bf16["physics"] == result["physics"]
+    assert bf16["hybrid"] != result["hybrid"]
+    assert bf16["gap_closure"] == pytest.approx(result["gap_closure"], abs=0.02)
 
 
 def test_eval_rejects_a_model_for_another_scene(tmp_path, arm2_data):

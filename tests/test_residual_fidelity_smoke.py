@@ -80,15 +80,22 @@ def test_json_structure_and_numbers(quick_run):
     assert isinstance(dm["text"], str) and dm["text"]
     tp = sc["throughput"]
     assert tp["batch_size"] == 1024
-    for key in ("physics_steps_per_s", "hybrid_steps_per_s", "ratio"):
+    for key in ("physics_steps_per_s", "hybrid_steps_per_s", "ratio", "bfloat16_ratio"):
         assert _finite(tp[key]) and tp[key] > 0, key
     assert tp["ratio"] == pytest.approx(tp["hybrid_steps_per_s"] / tp["physics_steps_per_s"])
+    bf = tp["bfloat16_steps_per_s"] / tp["physics_steps_per_s"]
+    assert tp["bfloat16_ratio"] == pytest.approx(bf)
+    acc = sc["bfloat16_accuracy"]
+    assert acc["float32_gap_closure"] == pytest.approx(
+        sc["results"]["force"][ref]["gap_closure"]["50"]
+    )
+    assert _finite(acc["gap_closure"]) and _finite(acc["rollout_rmse"]["bfloat16"])
 
 
 def test_targets_are_reported(quick_run):
     _, stdout, report = quick_run
     targets = report["targets"]
-    assert len(targets) == 6  # gap, vs sysid, multiplier, two OOD ratios, throughput
+    assert len(targets) == 7  # gap, vs sysid, multiplier, two OOD ratios, two throughputs
     for t in targets:
         assert t["status"] in ("PASS", "FAIL", "INCONCLUSIVE", "NOT RUN"), t
         assert t["scene"] == "arm2"

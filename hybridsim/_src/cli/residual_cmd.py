@@ -64,7 +64,12 @@ def _eval(args: argparse.Namespace) -> int:
         result["sysid"] = evaluate(scene, episodes, args.horizon, params=fitted.sysid)
     if fitted.residual is not None:
         result["hybrid"] = evaluate(
-            scene, episodes, args.horizon, fitted.residual, params=fitted.sysid or None
+            scene,
+            episodes,
+            args.horizon,
+            fitted.residual,
+            params=fitted.sysid or None,
+            precision=args.precision,
         )
     best = result.get("hybrid", result.get("sysid"))
     result["gap_closure"] = 1.0 - best["rollout_rmse"] / result["physics"]["rollout_rmse"]
@@ -143,4 +148,10 @@ def add_parser(sub) -> None:
     e.add_argument("--data", required=True, help="test trajectories (.npz)")
     e.add_argument("--horizon", type=int, default=50)
     e.add_argument("--json", action="store_true", help="print one JSON object")
+    e.add_argument(
+        "--precision",
+        choices=("float32", "bfloat16"),
+        default="float32",
+        help="operand type of the residual's hidden matmuls at inference",
+    )
     e.set_defaults(func=_eval)

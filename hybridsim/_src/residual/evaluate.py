@@ -22,7 +22,7 @@ from hybridsim._src.residual.model import Residual, hybrid_rollout
 from hybridsim._src.scene import Scene
 
 
-def _predict(scene, episodes, substeps, residual, params, q0, v0, hist, ctrl):
+def _predict(scene, episodes, substeps, residual, params, q0, v0, hist, ctrl, precision):
     """Open-loop predictions (W, H+1, nq) from W start states with controls (W, H, nu)."""
     from hybridsim._src import sim
 
@@ -31,14 +31,16 @@ def _predict(scene, episodes, substeps, residual, params, q0, v0, hist, ctrl):
     if residual is not None and residual.config.kind == "neural":
         model = sim.make_model(scene, w, backend="c", substeps=substeps)
         state = sim.init(model, qpos=q0, qvel=v0)
-        out = hybrid_rollout(model, residual, state, ctrl, history=hist).traj
+        out = hybrid_rollout(model, residual, state, ctrl, history=hist, precision=precision).traj
     else:
         model = sim.make_model(scene, w, backend="c", substeps=substeps, params=fields or None)
         state = sim.init(model, qpos=q0, qvel=v0)
         if residual is None:
             out = sim.rollout(model, state, ctrl)
         else:
-            out = hybrid_rollout(model, residual, state, ctrl, history=hist).traj
+            out = hybrid_rollout(
+                model, residual, state, ctrl, history=hist, precision=precision
+            ).traj
     return np.asarray(out.qpos, np.float64), np.asarray(out.qvel, np.float64)
 
 
@@ -48,8 +50,11 @@ def evaluate(
     horizon: int,
     residual: Residual | None = None,
     params: dict[str, np.ndarray] | None = None,
+    precision: str = "float32",
 ) -> dict[str, float]:
-    """``{"one_step_nmse", "rollout_rmse"}`` of one model (physics when residual is None)."""
+    """``{"one_step_nmse", "rollout_rmse"}`` of one model (physics when residual is None).
+
+    ``precision`` is the residual's inference precision (``hybrid_rollout``'s)."""
     substeps = rdata.substeps_for(scene, episodes.control_dt)
     n, t = episodes.num, episodes.steps
     if horizon < 1 or horizon > t:
@@ -70,6 +75,7 @@ def evaluate(
         v0,
         hist[:, :-1].reshape(n * t, history, hist.shape[-1]),
         episodes.ctrl.reshape(n * t, 1, -1),
+        precision,
     )
     true_q = episodes.qpos[:, 1:].reshape(n * t, -1)
     true_v = episodes.qvel[:, 1:].reshape(n * t, -1)
@@ -83,7 +89,7 @@ def evaluate(
             ]
         )
     )
-    rmse = rollout_rmse(scene, episodes, horizon, residual, params, hist)
+    rmse = rollout_rmse(scene, episodes, horizon, residual, params, hist, precision)
     return {"one_step_nmse": nmse, "rollout_rmse": rmse}
 
 
@@ -94,6 +100,7 @@ def rollout_rmse(
     residual: Residual | None = None,
     params: dict[str, np.ndarray] | None = None,
     hist: np.ndarray | None = None,
+    precision: str = "float32",
 ) -> float:
     """Open-loop qpos RMSE at step ``horizon`` (the windows rule of the module docstring)."""
     substeps = rdata.substeps_for(scene, episodes.control_dt)
@@ -108,7 +115,7 @@ def rollout_rmse(
     wh = hist[:, starts].reshape(n * len(starts), history, hist.shape[-1])
     wu = np.stack([episodes.ctrl[:, s : s + horizon] for s in starts], 1).reshape(-1, horizon, m.nu)
     target = episodes.qpos[:, starts + horizon].reshape(-1, m.nq)
-    rq, _ = _predict(scene, episodes, substeps, residual, params, wq, wv, wh, wu)
+    rq, _ = _predict(scene, episodes, substeps, residual, params, wq, wv, wh, wu, precision)
     return float(np.sqrt(np.mean((rq[:, -1] - target) ** 2)))
 
 

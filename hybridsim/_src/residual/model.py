@@ -16,6 +16,7 @@ Features: current ``qpos, qvel`` and control ``u``, plus the last ``history`` st
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any
 
 import jax
@@ -143,13 +144,22 @@ def initial_history(res: Residual, qpos, qvel):
     return jnp.broadcast_to(step[..., None, :], (*qpos.shape[:-1], d.history, d.step_dim))
 
 
-def apply(res: Residual, x):
+PRECISIONS = {"float32": None, "bfloat16": jnp.bfloat16}
+"""Inference precisions: the operand type of the network's hidden-to-hidden matmuls."""
+
+
+def check_precision(precision: str) -> None:
+    if precision not in PRECISIONS:
+        raise ShapeError(f"precision must be one of {tuple(PRECISIONS)}, got {precision!r}")
+
+
+def apply(res: Residual, x, precision: str = "float32"):
     """Ensemble outputs (E, ..., O) for features x (..., F)."""
     net = nnx.merge(res.graphdef, res.params)
     # Normalised inputs are clipped to +-10 standard deviations: far outside the training
     # data the network's output stays bounded.
     z = jnp.clip((x - res.feature_mean) / res.feature_std, -10.0, 10.0)
-    return net(z) * res.output_scale
+    return net(z, PRECISIONS[precision]) * res.output_scale
 
 
 def correct_state(res: Residual, qpos, qvel, out):
@@ -163,10 +173,11 @@ class _Hook:
     """Runs the residual around the physics of each control step (static, hashable)."""
 
     kind: str
+    precision: str = "float32"
 
     def before(self, res, carry, d):
         hist, unc, n = carry
-        out_e = apply(res, features(d.qpos, d.qvel, d.ctrl, hist))  # (E, O)
+        out_e = apply(res, features(d.qpos, d.qvel, d.ctrl, hist), self.precision)  # (E, O)
         out = jnp.mean(out_e, axis=0)
         unc = unc + jnp.sqrt(jnp.sum(jnp.var(out_e, axis=0)))
         if self.kind == "force":
@@ -196,17 +207,24 @@ class HybridResult:
     """(B, H, nq+nv+nu) history at the end (continue a rollout from here)."""
 
 
-def hybrid_rollout(model, res: Residual, state, ctrl, history=None) -> HybridResult:
+def hybrid_rollout(
+    model, res: Residual, state, ctrl, history=None, *, precision: str = "float32"
+) -> HybridResult:
     """Rolls out physics plus residual; ``ctrl (B, T, nu)``.
 
     On ``mjx`` and ``warp`` the residual runs inside the one jitted program (on ``mjx`` it
     is differentiable in the residual's parameters, the controls and the state). On ``c``
     it runs as batched inference between MuJoCo C calls, without gradients.
+
+    ``precision="bfloat16"`` runs the network's hidden-to-hidden matmuls on bfloat16
+    operands (float32 accumulation): faster inference on CPUs and GPUs with bfloat16
+    units, at a relative output error of about 1e-3.
     """
     from hybridsim._src import sim
 
+    check_precision(precision)
     if res.config.kind == "neural":
-        return neural_rollout(res, state, ctrl, history)
+        return neural_rollout(res, state, ctrl, history, precision=precision)
     _check_dims(model, res)
     ctrl = sim._check_ctrl(model, ctrl, with_time=True)
     bsz = model.batch_size
@@ -224,20 +242,25 @@ def hybrid_rollout(model, res: Residual, state, ctrl, history=None) -> HybridRes
             state,
             ctrl,
             grad_args=res,
-            hook=_Hook(res.config.kind),
+            hook=_Hook(res.config.kind, precision),
             aux=res,
             hook_carry=carry,
         )
         hist, unc, n = out["hook_carry"]
         return HybridResult(sim.to_trajectory(model, out, ctrl), unc / jnp.maximum(n, 1), hist)
     return _hybrid_rollout_c(
-        model, res, state, np.asarray(ctrl, np.float64), np.asarray(history, np.float64)
+        model,
+        res,
+        state,
+        np.asarray(ctrl, np.float64),
+        np.asarray(history, np.float64),
+        precision,
     )
 
 
-@jax.jit
-def _infer(res: Residual, qpos, qvel, u, hist):
-    out_e = apply(res, features(qpos, qvel, u, hist))
+@functools.partial(jax.jit, static_argnames="precision")
+def _infer(res: Residual, qpos, qvel, u, hist, precision="float32"):
+    out_e = apply(res, features(qpos, qvel, u, hist), precision)
     return (
         jnp.mean(out_e, 0),
         jnp.sqrt(jnp.sum(jnp.var(out_e, 0), -1)),
@@ -245,22 +268,27 @@ def _infer(res: Residual, qpos, qvel, u, hist):
     )
 
 
-def _hybrid_rollout_c(model, res, state, ctrl, history) -> HybridResult:
+def _hybrid_rollout_c(model, res, state, ctrl, history, precision) -> HybridResult:
     from hybridsim._src import sim
     from hybridsim._src.backends import c as c_backend
 
     bsz, horizon, _ = ctrl.shape
     qp, qv = np.asarray(state.qpos), np.asarray(state.qvel)
     ac, tm, st = np.asarray(state.act), np.asarray(state.time), np.asarray(state.status)
-    keys = ("qpos", "qvel", "act", "time", "sensordata")
-    rec = {k: [] for k in keys}
+    rec = {
+        "qpos": np.empty((bsz, horizon + 1, qp.shape[1])),
+        "qvel": np.empty((bsz, horizon + 1, qv.shape[1])),
+        "act": np.empty((bsz, horizon + 1, ac.shape[1])),
+        "time": np.empty((bsz, horizon + 1)),
+        "sensordata": np.empty((bsz, horizon, model.scene.mj_model.nsensordata)),
+    }
+    rec["qpos"][:, 0], rec["qvel"][:, 0], rec["act"][:, 0], rec["time"][:, 0] = qp, qv, ac, tm
     unc = np.zeros(bsz)
     hist = history
+    safe_ctrl = np.nan_to_num(ctrl)
     for t in range(horizon):
-        u = ctrl[:, t]
-        out, spread, new_hist = (
-            np.asarray(x, np.float64) for x in _infer(res, qp, qv, np.nan_to_num(u), hist)
-        )
+        inferred = _infer(res, qp, qv, safe_ctrl[:, t], hist, precision)
+        out, spread, new_hist = (np.asarray(x, np.float64) for x in inferred)
         qfrc = out[:, None, :] if res.config.kind == "force" else None
         step = c_backend.rollout(
             model.c_runtime,
@@ -269,49 +297,42 @@ def _hybrid_rollout_c(model, res, state, ctrl, history) -> HybridResult:
             ac,
             tm,
             st,
-            u[:, None],
+            ctrl[:, t : t + 1],
             model.substeps,
             model.max_qvel,
             qfrc=qfrc,
         )
         nq_, nv_ = step["qpos"][:, 1], step["qvel"][:, 1]
         moved = step["status"] == 0
+        all_moved = bool(moved.all())
         if res.config.kind == "state":
             nv = res.dims.nv
             cq = integrate_pos(np, res.dims.layout, nq_, out[:, :nv])
             cv = nv_ + out[:, nv:]
-            nq_ = np.where(moved[:, None], cq, nq_)
-            nv_ = np.where(moved[:, None], cv, nv_)
-        hist = np.where(moved[:, None, None], new_hist, hist)
-        unc += np.where(moved, spread, 0.0)
+            nq_ = cq if all_moved else np.where(moved[:, None], cq, nq_)
+            nv_ = cv if all_moved else np.where(moved[:, None], cv, nv_)
+        hist = new_hist if all_moved else np.where(moved[:, None, None], new_hist, hist)
+        unc += spread if all_moved else np.where(moved, spread, 0.0)
         qp, qv, ac, tm, st = nq_, nv_, step["act"][:, 1], step["time"][:, 1], step["status"]
-        for k, v in (
-            ("qpos", qp),
-            ("qvel", qv),
-            ("act", ac),
-            ("time", tm),
-            ("sensordata", step["sensordata"][:, 0]),
-        ):
-            rec[k].append(v)
-    out = {k: np.stack(v, axis=1) for k, v in rec.items()}
-    for k, x0 in (
-        ("qpos", state.qpos),
-        ("qvel", state.qvel),
-        ("act", state.act),
-        ("time", state.time),
-    ):
-        out[k] = np.concatenate([np.asarray(x0)[:, None], out[k]], axis=1)
+        rec["qpos"][:, t + 1], rec["qvel"][:, t + 1] = qp, qv
+        rec["act"][:, t + 1], rec["time"][:, t + 1] = ac, tm
+        rec["sensordata"][:, t] = step["sensordata"][:, 0]
+    out = rec
     out["status"] = st
     return HybridResult(sim.to_trajectory(model, out, ctrl), unc / max(horizon, 1), hist)
 
 
-def neural_rollout(res: Residual, state, ctrl, history=None) -> HybridResult:
+def neural_rollout(
+    res: Residual, state, ctrl, history=None, *, precision: str = "float32"
+) -> HybridResult:
     """The pure-learned baseline: the network alone predicts every next state."""
     qpos, qvel = jnp.asarray(state.qpos), jnp.asarray(state.qvel)
     ctrl = jnp.asarray(ctrl, qpos.dtype)
     if history is None:
         history = initial_history(res, qpos, qvel)
-    q, v, hist, unc = _neural_scan(res, qpos, qvel, jnp.asarray(history, qpos.dtype), ctrl)
+    check_precision(precision)
+    hist0 = jnp.asarray(history, qpos.dtype)
+    q, v, hist, unc = _neural_scan(res, qpos, qvel, hist0, ctrl, precision)
 
     from hybridsim._src.types import SimState, Trajectory
 
@@ -335,11 +356,11 @@ def neural_rollout(res: Residual, state, ctrl, history=None) -> HybridResult:
     return HybridResult(traj, unc, hist)
 
 
-@jax.jit
-def _neural_scan(res, qpos, qvel, history, ctrl):
+@functools.partial(jax.jit, static_argnames="precision")
+def _neural_scan(res, qpos, qvel, history, ctrl, precision="float32"):
     def body(carry, u):
         q, v, h, unc = carry
-        out_e = apply(res, features(q, v, u, h))
+        out_e = apply(res, features(q, v, u, h), precision)
         out = jnp.mean(out_e, 0)
         h = push_history(h, q, v, u)
         q, v = correct_state(res, q, v, out)
