@@ -27,6 +27,7 @@ def _fit(args: argparse.Namespace) -> int:
             hidden=tuple(args.hidden),
             ensemble=args.ensemble,
             seed=args.seed,
+            dofs=tuple(args.dofs or ()),
         ),
         one_step_iters=args.iters,
         multi_step_iters=args.multi_step_iters,
@@ -125,6 +126,12 @@ def add_parser(sub) -> None:
     )
     f.add_argument("--history", type=int, default=4, help="past control steps in the features")
     f.add_argument("--hidden", type=int, nargs="+", default=[256, 256])
+    f.add_argument(
+        "--dofs",
+        nargs="+",
+        metavar="JOINT",
+        help="joints the residual acts on (default: all), e.g. the robot's, not free objects",
+    )
     f.add_argument("--ensemble", type=int, default=1)
     f.add_argument("--iters", type=int, default=2000, help="one-step optimizer steps")
     f.add_argument("--multi-step-iters", type=int, default=100)

@@ -37,6 +37,7 @@ from hybridsim._src.residual.model import (
     Residual,
     ResidualConfig,
     apply,
+    dof_mask,
     features,
     hybrid_rollout,
     init_residual,
@@ -74,6 +75,8 @@ class FitConfig:
     patience: int = 5
     """Evaluations without improvement before stopping (one every ``eval_every`` steps)."""
     eval_every: int = 100
+    min_fraction: float = 0.3
+    """Early stopping waits for this fraction of a phase's optimizer steps."""
     sysid: tuple[str, ...] = ()
     """MjModel fields to identify (see ``SYSID_FIELDS``); empty: none."""
     sysid_only: bool = False
@@ -239,9 +242,9 @@ def fit(
     hist_va = rdata.histories(val, rc.history)[:, :-1]
 
     def feats(ep, hist):
-        return np.asarray(features(ep.qpos[:, :-1], ep.qvel[:, :-1], ep.ctrl, hist)).reshape(
-            -1, res.dims.feature_dim
-        )
+        return np.asarray(
+            features(res.dims, ep.qpos[:, :-1], ep.qvel[:, :-1], ep.ctrl, hist)
+        ).reshape(-1, res.dims.feature_dim)
 
     x_tr, x_va = feats(train, hist_tr), feats(val, hist_va)
     # Features that barely vary in the data (objects at rest) get a floor of 1e-3 on their
@@ -256,6 +259,10 @@ def fit(
         # nothing can be learned about them.
         ystd = y_tr.std(0)
         oscale = np.where(ystd > 1e-6 * max(float(ystd.max()), 1e-12), ystd, 0.0)
+        # Degrees of freedom outside ResidualConfig.dofs get no correction at all.
+        mask = dof_mask(res.dims)
+        oscale = oscale * (mask if rc.kind == "force" else np.tile(mask, 2))
+        y_tr, y_va = np.where(oscale > 0, y_tr, 0.0), np.where(oscale > 0, y_va, 0.0)
         res = res.replace(
             feature_mean=jnp.asarray(fmean, jnp.float32),
             feature_std=jnp.asarray(fstd, jnp.float32),
@@ -333,7 +340,8 @@ def fit(
         else:
             run.bad_evals += 1
         checkpoint()
-        if run.bad_evals >= config.patience:
+        # The first part of a phase (warm-up, a noisy start) never stops it.
+        if run.bad_evals >= config.patience and run.step >= config.min_fraction * total:
             say("early stop (validation loss stopped improving)")
             return True
         return False
@@ -596,7 +604,9 @@ def load_fitted(path: str | Path, scene: Scene) -> Fitted:
     residual = None
     if meta["residual"] is not None:
         rc = meta["residual"]
-        rc = ResidualConfig(**{**rc, "hidden": tuple(rc["hidden"])})
+        rc = ResidualConfig(
+            **{**rc, "hidden": tuple(rc["hidden"]), "dofs": tuple(rc.get("dofs", ()))}
+        )
         res = init_residual(scene, rc, meta["control_dt"])
         template = (res.params, res.feature_mean, res.feature_std, res.output_scale)
         (params, fmean, fstd, oscale), _ = _load(path / "weights.msgpack", template)

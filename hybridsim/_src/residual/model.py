@@ -47,12 +47,17 @@ class ResidualConfig:
     """Ensemble members E; their spread is the uncertainty signal."""
     seed: int = 0
     """Seed of the weight initialisation."""
+    dofs: tuple[str, ...] = ()
+    """Joints whose degrees of freedom the residual acts on (empty: all). For example the
+    robot's joints only, leaving free objects to the contact physics."""
 
     def __post_init__(self):
         if self.kind not in KINDS:
             raise ShapeError(f"residual kind must be one of {KINDS}, got {self.kind!r}")
         if self.history < 0 or self.ensemble < 1:
             raise ShapeError("history must be >= 0 and ensemble >= 1")
+        if self.dofs and self.kind == "neural":
+            raise ShapeError("the pure-neural model predicts every degree of freedom: no dofs")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,14 +70,25 @@ class Dims:
     history: int
     control_dt: float
     layout: tuple[tuple[int, int, int], ...]
+    qidx: tuple[int, ...] = ()
+    """qpos entries in the features (the selected joints'; empty: all)."""
+    vidx: tuple[int, ...] = ()
+    """qvel entries in the features and degrees of freedom the residual acts on."""
 
     @property
     def step_dim(self) -> int:
+        """Size of one history step: the full (qpos, qvel, ctrl)."""
         return self.nq + self.nv + self.nu
 
     @property
+    def feature_step_dim(self) -> int:
+        nq = len(self.qidx) if self.qidx else self.nq
+        nv = len(self.vidx) if self.vidx else self.nv
+        return nq + nv + self.nu
+
+    @property
     def feature_dim(self) -> int:
-        return self.step_dim * (1 + self.history)
+        return self.feature_step_dim * (1 + self.history)
 
 
 @pytree_dataclass
@@ -99,6 +115,7 @@ class Residual:
 def init_residual(scene: Scene, config: ResidualConfig, control_dt: float) -> Residual:
     """A fresh residual whose output is exactly zero (hybrid equals physics)."""
     m = scene.mj_model
+    qidx, vidx = joint_indices(scene, config.dofs)
     dims = Dims(
         nq=int(m.nq),
         nv=int(m.nv),
@@ -106,6 +123,8 @@ def init_residual(scene: Scene, config: ResidualConfig, control_dt: float) -> Re
         history=config.history,
         control_dt=float(control_dt),
         layout=tuple(joint_layout(m)),
+        qidx=qidx,
+        vidx=vidx,
     )
     out_dim = dims.nv if config.kind == "force" else 2 * dims.nv
     net = EnsembleMLP(
@@ -123,8 +142,46 @@ def init_residual(scene: Scene, config: ResidualConfig, control_dt: float) -> Re
     )
 
 
-def features(qpos, qvel, ctrl, history):
-    """(..., F) features; history (..., H, nq+nv+nu), most recent first."""
+def joint_indices(scene: Scene, joints: tuple[str, ...]) -> tuple[tuple[int, ...], ...]:
+    """(qpos indices, qvel indices) of the named joints; both empty when ``joints`` is."""
+    import mujoco
+
+    m = scene.mj_model
+    if not joints:
+        return (), ()
+    names = [mujoco.mj_id2name(m, mujoco.mjtObj.mjOBJ_JOINT, j) for j in range(m.njnt)]
+    qidx: list[int] = []
+    vidx: list[int] = []
+    for name in joints:
+        if name not in names:
+            raise ShapeError(
+                f"residual dofs: scene {scene.name!r} has no joint {name!r}; its joints are "
+                f"{[n for n in names if n]}"
+            )
+        j = names.index(name)
+        nq, nv = {0: (7, 6), 1: (4, 3), 2: (1, 1), 3: (1, 1)}[int(m.jnt_type[j])]
+        qidx += range(int(m.jnt_qposadr[j]), int(m.jnt_qposadr[j]) + nq)
+        vidx += range(int(m.jnt_dofadr[j]), int(m.jnt_dofadr[j]) + nv)
+    return tuple(sorted(set(qidx))), tuple(sorted(set(vidx)))
+
+
+def dof_mask(dims: Dims) -> np.ndarray:
+    """(nv,) bool: the degrees of freedom the residual acts on."""
+    mask = np.zeros(dims.nv, bool)
+    mask[list(dims.vidx) if dims.vidx else slice(None)] = True
+    return mask
+
+
+def features(dims: Dims, qpos, qvel, ctrl, history):
+    """(..., F) features; history (..., H, nq+nv+nu), most recent first.
+
+    With selected joints (``dims.qidx``), only their qpos and qvel entries (and every
+    control) are features, now and in the history.
+    """
+    if dims.qidx:
+        qi, vi = np.asarray(dims.qidx), np.asarray(dims.vidx)
+        hidx = np.concatenate([qi, dims.nq + vi, dims.nq + dims.nv + np.arange(dims.nu)])
+        qpos, qvel, history = qpos[..., qi], qvel[..., vi], history[..., hidx]
     parts = [qpos, qvel, ctrl, history.reshape(*history.shape[:-2], -1)]
     return jnp.concatenate(parts, axis=-1)
 
@@ -177,7 +234,9 @@ class _Hook:
 
     def before(self, res, carry, d):
         hist, unc, n = carry
-        out_e = apply(res, features(d.qpos, d.qvel, d.ctrl, hist), self.precision)  # (E, O)
+        out_e = apply(
+            res, features(res.dims, d.qpos, d.qvel, d.ctrl, hist), self.precision
+        )  # (E, O)
         out = jnp.mean(out_e, axis=0)
         unc = unc + jnp.sqrt(jnp.sum(jnp.var(out_e, axis=0)))
         if self.kind == "force":
@@ -260,7 +319,7 @@ def hybrid_rollout(
 
 @functools.partial(jax.jit, static_argnames="precision")
 def _infer(res: Residual, qpos, qvel, u, hist, precision="float32"):
-    out_e = apply(res, features(qpos, qvel, u, hist), precision)
+    out_e = apply(res, features(res.dims, qpos, qvel, u, hist), precision)
     return (
         jnp.mean(out_e, 0),
         jnp.sqrt(jnp.sum(jnp.var(out_e, 0), -1)),
@@ -360,7 +419,7 @@ def neural_rollout(
 def _neural_scan(res, qpos, qvel, history, ctrl, precision="float32"):
     def body(carry, u):
         q, v, h, unc = carry
-        out_e = apply(res, features(q, v, u, h), precision)
+        out_e = apply(res, features(res.dims, q, v, u, h), precision)
         out = jnp.mean(out_e, 0)
         h = push_history(h, q, v, u)
         q, v = correct_state(res, q, v, out)
