@@ -147,6 +147,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--ref-budget", type=int, default=30, help="budget the targets refer to")
     p.add_argument("--curve-horizons", nargs="+", type=int, help="horizons of the plot")
     p.add_argument("--throughput-batch", type=int, default=1024)
+    p.add_argument(
+        "--seeds",
+        type=int,
+        help="fits of the reference hybrid with seeds seed..seed+N-1 for the gap target "
+        "(default 5; --quick 1)",
+    )
     p.add_argument("--throughput-steps", type=int, help="control steps timed (default 20)")
     p.add_argument(
         "--fit-timeout", type=float, default=900.0, help="seconds per isolated (MJX) fit"
@@ -170,6 +176,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "curve_horizons": [1, 5, 10, 50, 200] if quick else [1, 2, 5, 10, 20, 50, 100, 200],
         "throughput_steps": 5 if quick else 20,
         "neural_extra_budgets": [] if quick else [300],
+        "seeds": 1 if quick else 5,
     }
     for k, v in defaults.items():
         if getattr(args, k) is None:
@@ -624,6 +631,20 @@ def run_scene(name: str, args, work: Path, say) -> dict[str, Any]:
                 "gap_closure": 1.0 - r["rollout_rmse"] / phys_ood[s]["rollout_rmse"],
             }
     out["ood"] = ood
+    if HYBRID in models and models[HYBRID][0] is not None and args.seeds > 1:
+        out["seed_spread"] = seed_spread(
+            scene, sets, args, ref, ood_h, phys["rollout_rmse"][str(ood_h)], work, say
+        )
+    out["effect_attribution"] = effect_attribution(scene, rec["effects"], args, ood_h)
+    out["payload_floor"] = payload_floor(
+        scene,
+        rec["effects"],
+        args,
+        ood_h,
+        _num(
+            out["results"].get(HYBRID, {}).get(str(ref), {}).get("rollout_rmse", {}).get(str(ood_h))
+        ),
+    )
     out["data_multiplier"] = data_multiplier(
         out["results"],
         args.budgets,
@@ -638,6 +659,84 @@ def run_scene(name: str, args, work: Path, say) -> dict[str, Any]:
             out["throughput"] = {"error": repr(e)}
         out["bfloat16_accuracy"] = bfloat16_accuracy(scene, sets, models[HYBRID][0], ood_h)
     return out
+
+
+def seed_spread(scene, sets, args, ref, horizon, phys_rmse, work, say) -> dict[str, Any]:
+    """Gap closure of the reference hybrid refitted with other seeds (initialisation and
+    train/validation split): how much of one fit's number is luck."""
+    gaps = []
+    for seed in range(args.seed, args.seed + args.seeds):
+        config = fit_config(args, HYBRID, scene.name)
+        config = dataclasses.replace(
+            config, seed=seed, residual=dataclasses.replace(config.residual, seed=seed)
+        )
+        fitted, _ = fit_one(
+            scene,
+            sets["train"].subset(np.arange(ref)),
+            config,
+            work / scene.name / f"{HYBRID}_{ref}_seed{seed}",
+            args.fit_timeout,
+            say,
+        )
+        r = _safe_eval(scene, sets["test"], horizon, fitted.residual)
+        gaps.append(1.0 - r["rollout_rmse"] / phys_rmse)
+    say(
+        f"{scene.name}: {HYBRID} gap closure at H={horizon} over seeds: "
+        + ", ".join(f"{g:.3f}" for g in gaps)
+    )
+    return {
+        "seeds": list(range(args.seed, args.seed + args.seeds)),
+        "horizon": horizon,
+        "gap_closure": gaps,
+        "mean": float(np.mean(gaps)),
+        "min": float(np.min(gaps)),
+        "max": float(np.max(gaps)),
+    }
+
+
+def effect_attribution(scene, effects, args, horizon) -> dict[str, float]:
+    """Physics-only RMSE at ``horizon`` against realities with one effect each: what each
+    unmodeled effect contributes to the gap (MuJoCo C only)."""
+    from hybridsim import reality
+
+    k = SCENES[scene.name]["substeps"]
+    neutral = reality.Effects()
+    auxiliary = ("coulomb_eps", "friction_wavenumber")  # settings of another effect
+    active = [
+        f.name
+        for f in dataclasses.fields(effects)
+        if f.name not in auxiliary and getattr(effects, f.name) != getattr(neutral, f.name)
+    ]
+    out = {}
+    for name in active:
+        others_off = {o: getattr(neutral, o) for o in active if o != name}
+        only = dataclasses.replace(effects, **others_off)
+        rec = reality.record(scene, only, args.test_episodes, args.steps, args.seed + 1000, k)
+        out[name] = _safe_eval(scene, _episodes(rec), horizon)["rollout_rmse"]
+    return out
+
+
+def payload_floor(scene, effects, args, horizon, in_dist_rmse) -> dict[str, Any]:
+    """The payload error of a perfect non-adaptive model: physics that knows the training
+    reality's masses exactly (``mass_scale``) against a reality whose only difference is
+    the +50% payload. A hybrid fitted on one mass cannot do better without adapting."""
+    from hybridsim import reality
+
+    k = SCENES[scene.name]["substeps"]
+    m = scene.mj_model
+    truth = reality.Effects(mass_scale=1.5 * effects.mass_scale)
+    rec = reality.record(scene, truth, args.test_episodes, args.steps, args.seed + 1000, k)
+    known = {
+        "body_mass": m.body_mass * effects.mass_scale,
+        "body_inertia": m.body_inertia * effects.mass_scale,
+    }
+    rmse = _safe_eval(scene, _episodes(rec), horizon, params=known)["rollout_rmse"]
+    return {
+        "horizon": horizon,
+        "rollout_rmse": rmse,
+        "hybrid_in_distribution_rmse": in_dist_rmse,
+        "ratio": rmse / in_dist_rmse,
+    }
 
 
 def bfloat16_accuracy(scene, sets, residual, horizon: int) -> dict[str, Any]:
@@ -687,17 +786,30 @@ def evaluate_targets(scenes: dict[str, dict]) -> list[dict[str, Any]]:
         h = sc["ood"]["horizon"]
         hyb = res.get(HYBRID, {}).get(str(ref), {})
         gap = _num(hyb.get("gap_closure", {}).get(str(h)))
+        detail = f"{gap:.3f}" + (
+            f" (H=200: {_num(hyb['gap_closure'].get('200')):.3f})"
+            if "200" in hyb.get("gap_closure", {})
+            else ""
+        )
+        spread = sc.get("seed_spread")
+        label = f"gap closure >= {GAP_TARGET:.0%} at H={h} ({HYBRID}, {ref} traj)"
+        if spread:  # judged on the mean over seeds: one fit's number carries luck
+            label = f"gap closure >= {GAP_TARGET:.0%} at H={h} ({HYBRID}, {ref} traj, mean of "
+            label += f"{len(spread['seeds'])} seeds)"
+            detail = (
+                f"{spread['mean']:.3f} (seeds: "
+                + ", ".join(f"{g:.3f}" for g in spread["gap_closure"])
+                + f"; seed {spread['seeds'][0]} with H=200: {detail})"
+            )
+            gap_judged = spread["mean"]
+        else:
+            gap_judged = gap
         add(
             name,
-            f"gap closure >= {GAP_TARGET:.0%} at H={h} ({HYBRID}, {ref} traj)",
-            gap,
-            None if math.isnan(gap) else gap >= GAP_TARGET,
-            f"{gap:.3f}"
-            + (
-                f" (H=200: {_num(hyb['gap_closure'].get('200')):.3f})"
-                if "200" in hyb.get("gap_closure", {})
-                else ""
-            ),
+            label,
+            gap_judged,
+            None if math.isnan(gap_judged) else gap_judged >= GAP_TARGET,
+            detail,
         )
         sys_rmse = _num(res.get("sysid", {}).get(str(ref), {}).get("rollout_rmse", {}).get(str(h)))
         hyb_rmse = _num(hyb.get("rollout_rmse", {}).get(str(h)))
@@ -739,7 +851,13 @@ def evaluate_targets(scenes: dict[str, dict]) -> list[dict[str, Any]]:
                 ratio,
                 None if math.isnan(ratio) else ratio <= OOD_RATIO_TARGET,
                 f"{ratio:.3f} (physics only: {phys_ratio:.3f}; OOD gap closure "
-                f"{_num(o.get('gap_closure')):.3f})",
+                f"{_num(o.get('gap_closure')):.3f}"
+                + (
+                    f"; a perfect non-adaptive model: {_num(sc['payload_floor']['ratio']):.3f}"
+                    if s == "ood_payload" and "payload_floor" in sc
+                    else ""
+                )
+                + ")",
             )
         tp = sc.get("throughput", {})
         ratio = _num(tp.get("ratio"))
@@ -838,6 +956,26 @@ def format_tables(sc_name: str, sc: dict, args) -> str:
         )
     elif tp:
         lines.append(f"throughput: {tp.get('error')}")
+    spread = sc.get("seed_spread")
+    if spread:
+        lines.append(
+            f"{HYBRID} gap closure at H={spread['horizon']} over seeds {spread['seeds']}: "
+            + ", ".join(f"{g:.3f}" for g in spread["gap_closure"])
+            + f" (mean {spread['mean']:.3f})"
+        )
+    attr = sc.get("effect_attribution")
+    if attr:
+        lines.append(
+            "physics-only RMSE with one effect at a time: "
+            + ", ".join(f"{k} {_f(v)}" for k, v in attr.items())
+        )
+    floor = sc.get("payload_floor")
+    if floor:
+        lines.append(
+            f"payload floor: physics knowing the training masses, against +50% payload: RMSE "
+            f"{_f(floor['rollout_rmse'])} = {_f(floor['ratio'], '.2f')}x the hybrid's "
+            "in-distribution error"
+        )
     return "\n".join(lines)
 
 
