@@ -15,7 +15,7 @@
 """
 
 from hybridsim._src.residual.data import Episodes, episodes_from
-from hybridsim._src.residual.evaluate import evaluate
+from hybridsim._src.residual.evaluate import evaluate, rollout_rmse_per_entry
 from hybridsim._src.residual.fit import (
     SYSID_FIELDS,
     FitConfig,
@@ -47,4 +47,5 @@ __all__ = [
     "hybrid_rollout",
     "init_residual",
     "load_fitted",
+    "rollout_rmse_per_entry",
 ]

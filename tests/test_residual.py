@@ -12,6 +12,7 @@ import pytest
 import hybridsim as hs
 from hybridsim import reality, residual
 from hybridsim._src.cli.main import main
+from hybridsim._src.residual import model as rmodel
 
 # An untrained hybrid runs the same physics: on MuJoCo C the state path is float64 and exact.
 ZERO_RESIDUAL_C_ATOL = 1e-12
@@ -296,3 +297,48 @@ def test_identifying_a_field_that_is_zero_in_the_scene_is_refused(arm2_data, tmp
     config = residual.FitConfig(sysid=("dof_frictionloss",), sysid_only=True)
     with pytest.raises(hs.ShapeError, match="dof_frictionloss"):
         residual.fit(scene, train, config, tmp_path / "run")
+
+
+def test_residual_dofs_select_outputs_and_features():
+    scene = hs.load_scene("pusher")
+    cfg = residual.ResidualConfig(hidden=(16,), dofs=("finger_x", "finger_y"))
+    res = residual.init_residual(scene, cfg, 0.01)
+    # finger qpos (2), finger qvel (2) and both controls, now and for 4 past steps
+    assert res.dims.feature_dim == (2 + 2 + 2) * 5
+    assert res.dims.vidx == (0, 1)
+    with pytest.raises(hs.ShapeError, match="no joint 'elbow'.*finger_x"):
+        residual.init_residual(scene, residual.ResidualConfig(dofs=("elbow",)), 0.01)
+    with pytest.raises(hs.ShapeError, match="pure-neural"):
+        residual.ResidualConfig(kind="neural", dofs=("finger_x",))
+
+
+def test_fit_with_dofs_leaves_the_other_dofs_to_physics(tmp_path, capsys):
+    """A residual restricted to the finger never pushes the free box itself."""
+    scene = hs.load_scene("pusher")
+    rec = reality.record(scene, reality.parse_effects("latency=1"), 4, 40, seed=0, substeps=2)
+    hs.save_trajectory(tmp_path / "train.npz", rec)
+    args = ["residual", "fit", "--scene", "pusher", "--data", str(tmp_path / "train.npz")]
+    args += ["--out", str(tmp_path / "run"), "--hidden", "16", "--iters", "100"]
+    args += ["--multi-step-iters", "0", "--dofs", "finger_x", "finger_y", "--quiet"]
+    assert main(args) == 0
+    meta = json.loads((tmp_path / "run" / "meta.json").read_text())
+    assert meta["residual"]["dofs"] == ["finger_x", "finger_y"]
+    fitted = residual.load_fitted(tmp_path / "run", scene)
+    res = fitted.residual
+    assert res.config.dofs == ("finger_x", "finger_y")
+    scale = np.asarray(res.output_scale)
+    assert np.all(scale[2:] == 0) and np.all(scale[:2] > 0)
+    # the box's own state is not a feature: moving the box does not change the output
+    rng = np.random.default_rng(0)
+    q = np.tile(scene.mj_model.qpos0, (3, 1))
+    q[:, :2] = rng.uniform(-0.2, 0.2, (3, 2))
+    v = rng.normal(size=(3, scene.nv))
+    u = rng.uniform(-0.3, 0.3, (3, scene.nu))
+    hist = np.asarray(rmodel.initial_history(res, q, v))
+    moved_q, moved_v = q.copy(), v.copy()
+    moved_q[:, 2:4] += 0.1
+    moved_v[:, 2:] += 1.0
+    out = rmodel.apply(res, rmodel.features(res.dims, q, v, u, hist))
+    out_moved = rmodel.apply(res, rmodel.features(res.dims, moved_q, moved_v, u, hist))
+    np.testing.assert_array_equal(np.asarray(out), np.asarray(out_moved))
+    assert np.all(np.asarray(out)[..., 2:] == 0)

@@ -85,6 +85,28 @@ def test_json_structure_and_numbers(quick_run):
     assert tp["ratio"] == pytest.approx(tp["hybrid_steps_per_s"] / tp["physics_steps_per_s"])
     bf = tp["bfloat16_steps_per_s"] / tp["physics_steps_per_s"]
     assert tp["bfloat16_ratio"] == pytest.approx(bf)
+    per = sc["per_qpos_rmse"]
+    assert len(per["labels"]) == len(per["physics"]) == len(per["force"]) == 2  # arm2: nq = 2
+    phys50 = sc["results"]["physics"][ref]["rollout_rmse"]["50"]
+    assert math.sqrt(sum(x * x for x in per["physics"]) / 2) == pytest.approx(phys50)
+    assert set(sc["effect_attribution"]) == {
+        "latency_steps",
+        "backlash",
+        "coulomb_friction",
+        "mass_scale",
+        "drag",
+        "friction_field",
+    }
+    assert all(_finite(v) for v in sc["effect_attribution"].values())
+    floor = sc["payload_floor"]
+    assert floor["ratio"] == pytest.approx(
+        floor["rollout_rmse"] / floor["hybrid_in_distribution_rmse"]
+    )
+    spread = sc["seed_spread"]  # --quick refits the reference hybrid with 2 seeds
+    assert spread["seeds"] == [0, 1] and len(spread["gap_closure"]) == 2
+    # seed 0 is the main fit: the same number
+    assert spread["gap_closure"][0] == pytest.approx(force["gap_closure"]["50"])
+    assert spread["mean"] == pytest.approx(sum(spread["gap_closure"]) / 2)
     acc = sc["bfloat16_accuracy"]
     assert acc["float32_gap_closure"] == pytest.approx(
         sc["results"]["force"][ref]["gap_closure"]["50"]
@@ -107,6 +129,8 @@ def test_targets_are_reported(quick_run):
     assert sysid and all(t["status"] == "NOT RUN" for t in sysid)
     gap = by_name["gap"]
     assert gap["status"] == ("PASS" if gap["value"] >= 0.8 else "FAIL")
+    # judged on the mean over seeds
+    assert gap["value"] == pytest.approx(report["scenes"]["arm2"]["seed_spread"]["mean"])
 
 
 def test_png_written(quick_run):

@@ -371,7 +371,8 @@ class Env(abc.ABC):
     # ----------------------------------------------------------------- helpers for tasks
 
     def _action_to_ctrl(self, action: jax.Array) -> jax.Array:
-        """(nu,) controls from an action in [-1, 1]: the actuator's control range, linearly.
+        """(nu,) controls from an action in [-1, 1]: the actuator's control range, linearly
+        ([-1, 1] itself for an actuator without a range: the action is its control).
         Non-finite entries pass through so the physics flags the world."""
         a = jnp.clip(jnp.asarray(action, jnp.float32), -1.0, 1.0)
         return self._ctrl_mid + self._ctrl_half * a

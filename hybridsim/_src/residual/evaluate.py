@@ -103,6 +103,21 @@ def rollout_rmse(
     precision: str = "float32",
 ) -> float:
     """Open-loop qpos RMSE at step ``horizon`` (the windows rule of the module docstring)."""
+    per_entry = rollout_rmse_per_entry(scene, episodes, horizon, residual, params, hist, precision)
+    return float(np.sqrt(np.mean(per_entry**2)))
+
+
+def rollout_rmse_per_entry(
+    scene: Scene,
+    episodes: rdata.Episodes,
+    horizon: int,
+    residual: Residual | None = None,
+    params: dict[str, np.ndarray] | None = None,
+    hist: np.ndarray | None = None,
+    precision: str = "float32",
+) -> np.ndarray:
+    """(nq,) open-loop RMSE at step ``horizon`` of each qpos entry, over the same windows
+    as ``rollout_rmse`` (whose value is the root mean square of these)."""
     substeps = rdata.substeps_for(scene, episodes.control_dt)
     n, t = episodes.num, episodes.steps
     m = scene.mj_model
@@ -116,7 +131,7 @@ def rollout_rmse(
     wu = np.stack([episodes.ctrl[:, s : s + horizon] for s in starts], 1).reshape(-1, horizon, m.nu)
     target = episodes.qpos[:, starts + horizon].reshape(-1, m.nq)
     rq, _ = _predict(scene, episodes, substeps, residual, params, wq, wv, wh, wu, precision)
-    return float(np.sqrt(np.mean((rq[:, -1] - target) ** 2)))
+    return np.sqrt(np.mean((rq[:, -1] - target) ** 2, axis=0))
 
 
 def error_vs_horizon(

@@ -217,7 +217,7 @@ def fit(
 ) -> Fitted:
     """Fits a residual (and/or physical parameters) and writes it to ``out_dir``.
 
-    Resumes from ``out_dir/checkpoint.msgpack`` when the run was interrupted with the same
+    Resumes from ``out_dir/checkpoint/`` (orbax) when the run was interrupted with the same
     configuration and data.
     """
 

@@ -10,7 +10,8 @@ Three kinds, one interface:
 - ``neural``: no physics; the same network predicts ``dq, dv`` from the current state.
 
 Features: current ``qpos, qvel`` and control ``u``, plus the last ``history`` steps of
-``(qpos, qvel, u)``, most recent first (long context for latency and backlash).
+``(qpos, qvel, u)``, most recent first (long context for latency and backlash). With
+``ResidualConfig.dofs`` the residual reads and acts on the chosen joints only.
 """
 
 from __future__ import annotations
