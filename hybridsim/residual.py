@@ -14,6 +14,7 @@
     out.traj.qpos, out.uncertainty
 """
 
+from hybridsim._src.residual.adapt import estimate_mass_scale, mass_params
 from hybridsim._src.residual.data import Episodes, episodes_from
 from hybridsim._src.residual.evaluate import evaluate, rollout_rmse_per_entry
 from hybridsim._src.residual.fit import (
@@ -42,10 +43,12 @@ __all__ = [
     "Residual",
     "ResidualConfig",
     "episodes_from",
+    "estimate_mass_scale",
     "evaluate",
     "fit",
     "hybrid_rollout",
     "init_residual",
     "load_fitted",
+    "mass_params",
     "rollout_rmse_per_entry",
 ]

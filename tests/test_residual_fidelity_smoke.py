@@ -107,6 +107,12 @@ def test_json_structure_and_numbers(quick_run):
     # seed 0 is the main fit: the same number
     assert spread["gap_closure"][0] == pytest.approx(force["gap_closure"]["50"])
     assert spread["mean"] == pytest.approx(sum(spread["gap_closure"]) / 2)
+    ad = sc["adaptive"]
+    assert ad["adapt_steps"] == 50
+    for name in ("ood_action", "ood_payload"):
+        assert ad["ratio"][name] == pytest.approx(
+            ad["rollout_rmse"][name] / ad["rollout_rmse"]["test"]
+        )
     acc = sc["bfloat16_accuracy"]
     assert acc["float32_gap_closure"] == pytest.approx(
         sc["results"]["force"][ref]["gap_closure"]["50"]
@@ -117,7 +123,8 @@ def test_json_structure_and_numbers(quick_run):
 def test_targets_are_reported(quick_run):
     _, stdout, report = quick_run
     targets = report["targets"]
-    assert len(targets) == 7  # gap, vs sysid, multiplier, two OOD ratios, two throughputs
+    # gap, vs sysid, multiplier, two OOD ratios, adapted payload, two throughputs
+    assert len(targets) == 8
     for t in targets:
         assert t["status"] in ("PASS", "FAIL", "INCONCLUSIVE", "NOT RUN"), t
         assert t["scene"] == "arm2"

@@ -72,6 +72,16 @@ def _eval(args: argparse.Namespace) -> int:
             params=fitted.sysid or None,
             precision=args.precision,
         )
+    if fitted.residual is not None and args.adapt_steps > 0:
+        result["hybrid_adapted"] = evaluate(
+            scene,
+            episodes,
+            args.horizon,
+            fitted.residual,
+            params=fitted.sysid or None,
+            precision=args.precision,
+            adapt_steps=args.adapt_steps,
+        )
     best = result.get("hybrid", result.get("sysid"))
     result["gap_closure"] = 1.0 - best["rollout_rmse"] / result["physics"]["rollout_rmse"]
     if args.json:
@@ -160,5 +170,13 @@ def add_parser(sub) -> None:
         choices=("float32", "bfloat16"),
         default="float32",
         help="operand type of the residual's hidden matmuls at inference",
+    )
+    e.add_argument(
+        "--adapt-steps",
+        type=int,
+        default=0,
+        metavar="K",
+        help="also score the hybrid adapted to the payload: before each window, a mass scale "
+        "estimated from the last K recorded steps (key 'hybrid_adapted')",
     )
     e.set_defaults(func=_eval)

@@ -17,17 +17,25 @@ import numpy as np
 
 from hybridsim._src.errors import DataFileError
 from hybridsim._src.residual import data as rdata
+from hybridsim._src.residual.adapt import estimate_mass_scale, mass_params
 from hybridsim._src.residual.kinematics import differentiate_pos
 from hybridsim._src.residual.model import Residual, hybrid_rollout
 from hybridsim._src.scene import Scene
 
 
-def _predict(scene, episodes, substeps, residual, params, q0, v0, hist, ctrl, precision):
-    """Open-loop predictions (W, H+1, nq) from W start states with controls (W, H, nu)."""
+def _predict(
+    scene, episodes, substeps, residual, params, q0, v0, hist, ctrl, precision, batched=False
+):
+    """Open-loop predictions (W, H+1, nq) from W start states with controls (W, H, nu).
+
+    ``params`` holds fields of the MjModel's shape, or ``(W, ...)`` when ``batched``."""
     from hybridsim._src import sim
 
     w = len(q0)
-    fields = {k: np.broadcast_to(v, (w, *np.shape(v))) for k, v in (params or {}).items()}
+    fields = {
+        k: (v if batched else np.broadcast_to(v, (w, *np.shape(v))))
+        for k, v in (params or {}).items()
+    }
     if residual is not None and residual.config.kind == "neural":
         model = sim.make_model(scene, w, backend="c", substeps=substeps)
         state = sim.init(model, qpos=q0, qvel=v0)
@@ -51,10 +59,15 @@ def evaluate(
     residual: Residual | None = None,
     params: dict[str, np.ndarray] | None = None,
     precision: str = "float32",
+    adapt_steps: int = 0,
 ) -> dict[str, float]:
     """``{"one_step_nmse", "rollout_rmse"}`` of one model (physics when residual is None).
 
-    ``precision`` is the residual's inference precision (``hybrid_rollout``'s)."""
+    ``precision`` is the residual's inference precision (``hybrid_rollout``'s).
+    ``adapt_steps > 0`` adapts each rollout window to the payload: from the last
+    ``adapt_steps`` recorded steps before the window (when there are any) it estimates a
+    mass scale (``estimate_mass_scale``) and rolls out with every body's mass and inertia
+    scaled by it. Only ``rollout_rmse`` adapts; ``one_step_nmse`` does not."""
     substeps = rdata.substeps_for(scene, episodes.control_dt)
     n, t = episodes.num, episodes.steps
     if horizon < 1 or horizon > t:
@@ -89,7 +102,7 @@ def evaluate(
             ]
         )
     )
-    rmse = rollout_rmse(scene, episodes, horizon, residual, params, hist, precision)
+    rmse = rollout_rmse(scene, episodes, horizon, residual, params, hist, precision, adapt_steps)
     return {"one_step_nmse": nmse, "rollout_rmse": rmse}
 
 
@@ -101,9 +114,12 @@ def rollout_rmse(
     params: dict[str, np.ndarray] | None = None,
     hist: np.ndarray | None = None,
     precision: str = "float32",
+    adapt_steps: int = 0,
 ) -> float:
     """Open-loop qpos RMSE at step ``horizon`` (the windows rule of the module docstring)."""
-    per_entry = rollout_rmse_per_entry(scene, episodes, horizon, residual, params, hist, precision)
+    per_entry = rollout_rmse_per_entry(
+        scene, episodes, horizon, residual, params, hist, precision, adapt_steps
+    )
     return float(np.sqrt(np.mean(per_entry**2)))
 
 
@@ -115,9 +131,12 @@ def rollout_rmse_per_entry(
     params: dict[str, np.ndarray] | None = None,
     hist: np.ndarray | None = None,
     precision: str = "float32",
+    adapt_steps: int = 0,
 ) -> np.ndarray:
     """(nq,) open-loop RMSE at step ``horizon`` of each qpos entry, over the same windows
     as ``rollout_rmse`` (whose value is the root mean square of these)."""
+    if adapt_steps < 0:
+        raise DataFileError(f"adapt_steps must be >= 0, got {adapt_steps}")
     substeps = rdata.substeps_for(scene, episodes.control_dt)
     n, t = episodes.num, episodes.steps
     m = scene.mj_model
@@ -130,8 +149,43 @@ def rollout_rmse_per_entry(
     wh = hist[:, starts].reshape(n * len(starts), history, hist.shape[-1])
     wu = np.stack([episodes.ctrl[:, s : s + horizon] for s in starts], 1).reshape(-1, horizon, m.nu)
     target = episodes.qpos[:, starts + horizon].reshape(-1, m.nq)
-    rq, _ = _predict(scene, episodes, substeps, residual, params, wq, wv, wh, wu, precision)
+    batched = False
+    if adapt_steps > 0 and not (residual is not None and residual.config.kind == "neural"):
+        scales = window_mass_scales(
+            scene, episodes, starts, adapt_steps, residual, params, hist, precision
+        )
+        params, batched = mass_params(scene, scales.reshape(-1), params), True
+    rq, _ = _predict(
+        scene, episodes, substeps, residual, params, wq, wv, wh, wu, precision, batched
+    )
     return np.sqrt(np.mean((rq[:, -1] - target) ** 2, axis=0))
+
+
+def window_mass_scales(
+    scene: Scene,
+    episodes: rdata.Episodes,
+    starts: np.ndarray,
+    adapt_steps: int,
+    residual: Residual | None,
+    params: dict[str, np.ndarray] | None,
+    hist: np.ndarray,
+    precision: str = "float32",
+) -> np.ndarray:
+    """(N, S) mass scale for the window at each start: estimated from the record's last
+    ``adapt_steps`` steps before it; 1 for a window at the start of the record."""
+    scales = np.ones((episodes.num, len(starts)))
+    for i, s in enumerate(starts):
+        if s == 0:
+            continue
+        a = max(0, int(s) - adapt_steps)
+        recent = rdata.Episodes(
+            episodes.qpos[:, a : s + 1],
+            episodes.qvel[:, a : s + 1],
+            episodes.ctrl[:, a:s],
+            episodes.control_dt,
+        )
+        scales[:, i] = estimate_mass_scale(scene, recent, residual, params, hist[:, a:s], precision)
+    return scales
 
 
 def error_vs_horizon(
