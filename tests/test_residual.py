@@ -375,3 +375,8 @@ def test_adapted_rollouts_track_a_heavier_reality():
     assert np.sqrt(np.mean(adapted**2)) < 0.7 * np.sqrt(np.mean(plain**2))
     with pytest.raises(hs.DataFileError, match="adapt_steps"):
         residual.evaluate(scene, episodes, 25, adapt_steps=-1)
+    neural = residual.init_residual(
+        scene, residual.ResidualConfig(kind="neural", hidden=(8,)), episodes.control_dt
+    )
+    with pytest.raises(hs.ShapeError, match="pure-neural model has none"):
+        residual.rollout_rmse_per_entry(scene, episodes, 25, neural, adapt_steps=25)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hybridsim._src.errors import DataFileError
+from hybridsim._src.errors import DataFileError, ShapeError
 from hybridsim._src.residual import data as rdata
 from hybridsim._src.residual.adapt import estimate_mass_scale, mass_params
 from hybridsim._src.residual.kinematics import differentiate_pos
@@ -150,7 +150,11 @@ def rollout_rmse_per_entry(
     wu = np.stack([episodes.ctrl[:, s : s + horizon] for s in starts], 1).reshape(-1, horizon, m.nu)
     target = episodes.qpos[:, starts + horizon].reshape(-1, m.nq)
     batched = False
-    if adapt_steps > 0 and not (residual is not None and residual.config.kind == "neural"):
+    if adapt_steps > 0 and residual is not None and residual.config.kind == "neural":
+        raise ShapeError(
+            "adapt_steps scales the physics' masses; the pure-neural model has none (use 0)"
+        )
+    if adapt_steps > 0:
         scales = window_mass_scales(
             scene, episodes, starts, adapt_steps, residual, params, hist, precision
         )
