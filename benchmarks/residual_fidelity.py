@@ -662,12 +662,19 @@ def run_scene(name: str, args, work: Path, say) -> dict[str, Any]:
             out["throughput"] = measure_throughput(scene, models[HYBRID][0], args, say)
         except Exception as e:
             out["throughput"] = {"error": repr(e)}
-        out["bfloat16_accuracy"] = bfloat16_accuracy(scene, sets, models[HYBRID][0], ood_h)
+        out["bfloat16_accuracy"] = bfloat16_accuracy(
+            scene,
+            sets["test"],
+            models[HYBRID],
+            ood_h,
+            _num(out["results"][HYBRID][str(ref)]["rollout_rmse"][str(ood_h)]),
+            phys["rollout_rmse"][str(ood_h)],
+        )
     return out
 
 
 def adaptive(scene, sets, model, horizon, phys, phys_ood) -> dict[str, Any]:
-    """The reference hybrid with online mass adaptation (``evaluate(adapt_steps=...)``):
+    """The reference hybrid with online mass adaptation (``adapt_steps``), rollouts only:
     in distribution and on both out-of-distribution sets."""
     from hybridsim import residual as R
 
@@ -675,8 +682,10 @@ def adaptive(scene, sets, model, horizon, phys, phys_ood) -> dict[str, Any]:
     rmse = {}
     for name in ("test", "ood_action", "ood_payload"):
         try:
-            r = R.evaluate(scene, sets[name], horizon, residual, params, adapt_steps=ADAPT_STEPS)
-            rmse[name] = r["rollout_rmse"]
+            per = R.rollout_rmse_per_entry(
+                scene, sets[name], horizon, residual, params, adapt_steps=ADAPT_STEPS
+            )
+            rmse[name] = float(np.sqrt(np.mean(per**2)))  # as evaluate's rollout_rmse
         except Exception as e:  # a diverged model is a measured failure, not a crash
             rmse[name] = math.nan
             rmse[f"{name}_error"] = repr(e)
@@ -731,11 +740,13 @@ def qpos_labels(scene) -> list[str]:
     """One label per qpos entry: the joint's name, with ``[i]`` for multi-entry joints."""
     import mujoco
 
+    from hybridsim._src.residual.kinematics import joint_sizes
+
     m = scene.mj_model
     labels = []
     for j in range(m.njnt):
         name = mujoco.mj_id2name(m, mujoco.mjtObj.mjOBJ_JOINT, j) or f"joint{j}"
-        size = {0: 7, 1: 4}.get(int(m.jnt_type[j]), 1)
+        size = joint_sizes(int(m.jnt_type[j]))[0]
         labels += [name] if size == 1 else [f"{name}[{i}]" for i in range(size)]
     return labels
 
@@ -798,19 +809,18 @@ def payload_floor(scene, effects, args, horizon, in_dist_rmse) -> dict[str, Any]
     }
 
 
-def bfloat16_accuracy(scene, sets, residual, horizon: int) -> dict[str, Any]:
-    """Gap closure at ``horizon`` of the reference hybrid with bfloat16 against float32."""
+def bfloat16_accuracy(scene, test, model, horizon: int, float32_rmse, phys_rmse) -> dict:
+    """Gap closure at ``horizon`` of the reference hybrid with bfloat16 against float32
+    (``float32_rmse`` and ``phys_rmse``: already measured on the same windows)."""
     from hybridsim import residual as R
 
-    rmse = {
-        p: R.evaluate(scene, sets["test"], horizon, residual, precision=p)["rollout_rmse"]
-        for p in ("float32", "bfloat16")
-    }
-    phys = R.evaluate(scene, sets["test"], horizon)["rollout_rmse"]
+    residual, params = model
+    per = R.rollout_rmse_per_entry(scene, test, horizon, residual, params, precision="bfloat16")
+    rmse = {"float32": float32_rmse, "bfloat16": float(np.sqrt(np.mean(per**2)))}
     return {
         "horizon": horizon,
-        "gap_closure": 1.0 - rmse["bfloat16"] / phys,
-        "float32_gap_closure": 1.0 - rmse["float32"] / phys,
+        "gap_closure": 1.0 - rmse["bfloat16"] / phys_rmse,
+        "float32_gap_closure": 1.0 - rmse["float32"] / phys_rmse,
         "rollout_rmse": rmse,
     }
 

@@ -16,7 +16,6 @@ the model); on scenes with many contacts the estimate is rougher.
 
 from __future__ import annotations
 
-import mujoco
 import numpy as np
 
 from hybridsim._src.errors import ShapeError
@@ -52,17 +51,8 @@ def bias_velocity_change(
     if params:
         fields = {k: np.asarray(v)[None] for k, v in params.items()}
         m = world_mj_model(m, fields, 0)
-    d = mujoco.MjData(m)
-    q = qpos.reshape(-1, m.nq)
-    v = qvel.reshape(-1, m.nv)
-    out = np.empty((q.shape[0], m.nv))
-    mass = np.empty((m.nv, m.nv))
-    for i in range(q.shape[0]):
-        d.qpos[:], d.qvel[:] = q[i], v[i]
-        mujoco.mj_forward(m, d)
-        mujoco.mj_fullM(m, d, mass)
-        out[i] = -dt * np.linalg.solve(mass, d.qfrc_bias)
-    return out.reshape(*qvel.shape)
+    mass, bias = rdata.mass_and_bias(m, qpos, qvel)
+    return -dt * np.linalg.solve(mass, bias[..., None])[..., 0]
 
 
 def estimate_mass_scale(

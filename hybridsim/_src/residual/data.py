@@ -86,14 +86,26 @@ def one_step_physics(scene: Scene, ep: Episodes, substeps: int, params=None):
 def mass_matrices(scene: Scene, qpos: np.ndarray) -> np.ndarray:
     """(..., nv, nv) joint-space inertia at each qpos (MuJoCo C)."""
     m = scene.mj_model
+    return mass_and_bias(m, qpos, np.zeros((*qpos.shape[:-1], m.nv)))[0]
+
+
+def mass_and_bias(
+    m: mujoco.MjModel, qpos: np.ndarray, qvel: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Joint-space inertia (..., nv, nv) and bias force ``qfrc_bias`` (..., nv: gravity,
+    Coriolis, centrifugal) at each state (MuJoCo C)."""
     d = mujoco.MjData(m)
-    flat = qpos.reshape(-1, m.nq)
-    out = np.empty((flat.shape[0], m.nv, m.nv))
-    for i, q in enumerate(flat):
-        d.qpos[:] = q
+    q = qpos.reshape(-1, m.nq)
+    v = qvel.reshape(-1, m.nv)
+    mass = np.empty((q.shape[0], m.nv, m.nv))
+    bias = np.empty((q.shape[0], m.nv))
+    for i in range(q.shape[0]):
+        d.qpos[:], d.qvel[:] = q[i], v[i]
         mujoco.mj_forward(m, d)
-        mujoco.mj_fullM(m, d, out[i])
-    return out.reshape(*qpos.shape[:-1], m.nv, m.nv)
+        mujoco.mj_fullM(m, d, mass[i])
+        bias[i] = d.qfrc_bias
+    lead = qpos.shape[:-1]
+    return mass.reshape(*lead, m.nv, m.nv), bias.reshape(*lead, m.nv)
 
 
 def targets(kind: str, scene: Scene, ep: Episodes, substeps: int, params=None) -> np.ndarray:

@@ -41,6 +41,15 @@ def joint_layout(m: mujoco.MjModel) -> list[tuple[int, int, int]]:
     ]
 
 
+def joint_sizes(jtype: int) -> tuple[int, int]:
+    """(qpos entries, qvel entries) of a joint of MuJoCo type ``jtype``."""
+    if jtype == mujoco.mjtJoint.mjJNT_FREE:
+        return 7, 6
+    if jtype == mujoco.mjtJoint.mjJNT_BALL:
+        return 4, 3
+    return 1, 1
+
+
 def integrate_pos(xp, layout, qpos, dq):
     """qpos (..., nq) moved by the velocity-space displacement dq (..., nv)."""
     parts = []

@@ -27,7 +27,7 @@ from flax import nnx
 
 from hybridsim._src.dataclasses import pytree_dataclass, static_field
 from hybridsim._src.errors import ShapeError
-from hybridsim._src.residual.kinematics import integrate_pos, joint_layout
+from hybridsim._src.residual.kinematics import integrate_pos, joint_layout, joint_sizes
 from hybridsim._src.residual.net import EnsembleMLP
 from hybridsim._src.scene import Scene
 
@@ -160,7 +160,7 @@ def joint_indices(scene: Scene, joints: tuple[str, ...]) -> tuple[tuple[int, ...
                 f"{[n for n in names if n]}"
             )
         j = names.index(name)
-        nq, nv = {0: (7, 6), 1: (4, 3), 2: (1, 1), 3: (1, 1)}[int(m.jnt_type[j])]
+        nq, nv = joint_sizes(int(m.jnt_type[j]))
         qidx += range(int(m.jnt_qposadr[j]), int(m.jnt_qposadr[j]) + nq)
         vidx += range(int(m.jnt_dofadr[j]), int(m.jnt_dofadr[j]) + nv)
     return tuple(sorted(set(qidx))), tuple(sorted(set(vidx)))
