@@ -1,15 +1,19 @@
 """The physics core: ``make_model``, ``init``, ``step``, ``rollout``, ``reset_worlds``.
 
-Pure functions over frozen pytrees, with explicit dispatch on ``SimModel.backend``:
+``sim`` is the only door into the backends. Pure functions over frozen pytrees, with
+explicit dispatch on ``SimModel.backend`` to one module per backend, each implementing
+``backends.base.Backend``:
 
 - ``c``: MuJoCo C through ``mujoco.rollout`` (NumPy in and out; fast on CPU).
 - ``mjx``: MJX's JAX implementation (jit, vmap, grad; any JAX device).
 - ``warp``: MJX with ``impl="warp"`` (MuJoCo Warp; fast on CUDA, runs on CPU; no grad).
+
+Every rollout, open loop (a control array) or closed loop (a policy), with or without a
+learned part, runs ``control_step.control_step`` once per control step.
 """
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 from typing import Any
 
@@ -19,44 +23,32 @@ import mujoco
 import numpy as np
 
 from hybridsim._src.backends import c as c_backend
-from hybridsim._src.dataclasses import pytree_dataclass, static_field
+from hybridsim._src.backends.base import Backend, Drive, ModelConfig, RolloutOutput, SimModel
+from hybridsim._src.control_step import Learned
 from hybridsim._src.errors import BackendError, ShapeError
-from hybridsim._src.params import WorldParams, _check_fields, derived_fields
+from hybridsim._src.params import WorldParams, _check_fields
 from hybridsim._src.scene import Scene, load_scene
-from hybridsim._src.types import SimState, Trajectory
+from hybridsim._src.types import Policy, SimState, Trajectory
 
 BACKENDS = ("auto", "c", "mjx", "warp")
 DIFFERENTIABLE = {"c": False, "mjx": True, "warp": False}
 
+__all__ = ["SimModel"]
 
-@pytree_dataclass
-class SimModel:
-    """Everything a backend needs to step B worlds of one scene."""
 
-    device_model: Any
-    """``mjx.Model`` for ``mjx``/``warp``; ``None`` for ``c``."""
-    params: dict[str, Any]
-    """Per-world field overrides, name -> (B, ...) array (empty when all worlds match)."""
-    scene: Scene = static_field()
-    backend: str = static_field()
-    """The resolved backend: ``"c"``, ``"mjx"`` or ``"warp"``."""
-    substeps: int = static_field()
-    """Physics steps per control step."""
-    batch_size: int = static_field()
-    """B, the number of worlds."""
-    max_qvel: float = static_field()
-    """A world whose |qvel| exceeds this (rad/s or m/s) is flagged ``DIVERGED``."""
-    sharding: Any = static_field(default=None)
-    """``jax.sharding.NamedSharding`` splitting the batch over devices, or ``None``."""
-    c_runtime: Any = static_field(default=None)
-    """``CRuntime`` (per-world MjModels, MjData) for ``c``; ``None`` otherwise."""
-    differentiable: bool = static_field(default=False)
-    """Built for gradients: ``mjx`` with the constraint solver at one fixed iteration."""
+def backend_module(name: str) -> Backend:
+    """The module implementing backend ``name`` (explicit dispatch; JAX ones on demand)."""
+    if name == "c":
+        return c_backend
+    if name == "mjx":
+        from hybridsim._src.backends import jax as jax_backend
 
-    @property
-    def control_dt(self) -> float:
-        """Seconds per control step: ``substeps * timestep``."""
-        return self.substeps * self.scene.timestep
+        return jax_backend
+    if name == "warp":
+        from hybridsim._src.backends import warp as warp_backend
+
+        return warp_backend
+    raise BackendError(f"unknown backend {name!r}; expected one of {BACKENDS}")
 
 
 def _has_cuda() -> bool:
@@ -80,21 +72,6 @@ def resolve_backend(backend: str, differentiable: bool = False) -> str:
             "gradients"
         )
     return backend
-
-
-def _batch_sharding(batch_size: int, shard: bool | None) -> Any:
-    devices = jax.devices()
-    if shard is False or len(devices) < 2:
-        return None
-    if batch_size % len(devices):
-        if shard:
-            raise ShapeError(
-                f"cannot shard a batch of {batch_size} worlds over {len(devices)} devices: "
-                "B must be a multiple of the device count"
-            )
-        return None
-    mesh = jax.sharding.Mesh(np.array(devices), ("batch",))
-    return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("batch"))
 
 
 def make_model(
@@ -129,59 +106,26 @@ def make_model(
         raise ShapeError(f"batch_size must be a positive int, got {batch_size!r}")
     if not isinstance(substeps, int | np.integer) or substeps < 1:
         raise ShapeError(f"substeps must be a positive int, got {substeps!r}")
-    batch_size, substeps = int(batch_size), int(substeps)
-    name = resolve_backend(backend, differentiable)
+    batch_size = int(batch_size)
+    config = ModelConfig(
+        backend=resolve_backend(backend, differentiable),
+        substeps=int(substeps),
+        differentiable=bool(differentiable),
+        max_qvel=float(max_qvel),
+        shard=shard,
+    )
     if isinstance(params, dict):
         params = _check_fields(scene.mj_model, batch_size, params)
     if params is not None and params.batch_size != batch_size:
         raise ShapeError(
             f"world parameters are for {params.batch_size} worlds, the model has {batch_size}"
         )
-    fields = dict(params.fields) if params is not None else {}
-    if name == "c":
-        return SimModel(
-            device_model=None,
-            params=fields,
-            scene=scene,
-            backend="c",
-            substeps=substeps,
-            batch_size=batch_size,
-            max_qvel=float(max_qvel),
-            c_runtime=c_backend.CRuntime(scene.mj_model, params, batch_size),
-        )
-    from hybridsim._src.backends import mjx as mjx_backend
-
-    impl = "jax" if name == "mjx" else "warp"
-    mj_model = scene.mj_model
-    if differentiable:
-        mj_model = copy.copy(mj_model)
-        mj_model.opt.iterations = 1
     try:
-        device_model = mjx_backend.put_model(mj_model, impl)
-    except NotImplementedError as e:
+        return backend_module(config.backend).prepare(scene, batch_size, params, config)
+    except BackendError as e:
         raise BackendError(
-            f"scene {scene.name!r} is not supported by backend {name!r}: {e}"
+            f"scene {scene.name!r} is not supported by backend {config.backend!r}: {e}"
         ) from None
-    sharding = _batch_sharding(batch_size, shard) if name == "mjx" else None
-    dtype = jnp.result_type(float)
-    # Derived constants (subtree masses, inverse weights) of each world, as c has them.
-    fields.update(derived_fields(scene.mj_model, fields))
-    jfields = {k: jnp.asarray(v, dtype) for k, v in fields.items()}
-    if sharding is not None:
-        jfields = jax.device_put(jfields, sharding)
-        replicated = jax.sharding.NamedSharding(sharding.mesh, jax.sharding.PartitionSpec())
-        device_model = jax.device_put(device_model, replicated)
-    return SimModel(
-        device_model=device_model,
-        params=jfields,
-        scene=scene,
-        backend=name,
-        substeps=substeps,
-        batch_size=batch_size,
-        max_qvel=float(max_qvel),
-        sharding=sharding,
-        differentiable=bool(differentiable),
-    )
 
 
 def _xp(model: SimModel):
@@ -265,89 +209,68 @@ def _check_ctrl(model: SimModel, ctrl: Any, with_time: bool) -> Any:
     return ctrl
 
 
-def rollout(model: SimModel, state: SimState, ctrl: Any) -> Trajectory:
-    """Runs T control steps from ``state`` with controls ``ctrl (B, T, nu)``.
+def rollout(
+    model: SimModel,
+    state: SimState,
+    ctrl: Any = None,
+    *,
+    policy: Policy | None = None,
+    steps: int | None = None,
+) -> Trajectory:
+    """Runs T control steps from ``state``: open loop with ``ctrl (B, T, nu)``, or closed
+    loop with ``policy(obs) -> ctrl (B, nu)`` for ``steps`` control steps.
 
     Returns a Trajectory with ``qpos (B, T+1, nq)``, ``qvel (B, T+1, nv)``,
-    ``ctrl (B, T, nu)``, ``sensordata (B, T, nsensordata)``, ``status (B,)`` and the
-    final state. On ``mjx`` it is differentiable with respect to ``ctrl`` and ``state``.
+    ``ctrl (B, T, nu)`` (the policy's controls in closed loop), ``sensordata
+    (B, T, nsensordata)``, ``status (B,)`` and the final state. On ``mjx`` it is
+    differentiable with respect to ``ctrl``, ``state`` and whatever the policy closes over.
+    A policy is a static argument of the compiled program: pass the same function object
+    to reuse it.
     """
+    return run(model, state, drive(model, ctrl, policy, steps)).traj
+
+
+def drive(model: SimModel, ctrl: Any, policy: Policy | None, steps: int | None) -> Drive:
+    """Checks and places what drives a rollout: exactly one of ``ctrl (B, T, nu)`` and
+    ``policy`` with ``steps``."""
+    if (ctrl is None) == (policy is None):
+        raise ShapeError("give either ctrl (B, T, nu) or a policy with steps, not both/neither")
+    if policy is not None:
+        if not callable(policy):
+            raise ShapeError(f"policy must be callable obs -> ctrl (B, nu), got {type(policy)}")
+        if not isinstance(steps, int | np.integer) or steps < 1:
+            raise ShapeError(f"a closed-loop rollout needs steps >= 1, got {steps!r}")
+        return Drive(ctrl=None, policy=policy, steps=int(steps))
     ctrl = _check_ctrl(model, ctrl, with_time=True)
-    _check_state(model, state)
+    if steps is not None and steps != ctrl.shape[1]:
+        raise ShapeError(f"steps={steps} but ctrl has T={ctrl.shape[1]} control steps")
     if model.backend == "c":
-        if _is_traced((state, ctrl)):
-            raise BackendError(
-                "backend 'c' runs MuJoCo C and cannot be traced by JAX (jit/grad/vmap); "
-                "use backend='mjx' for gradients"
-            )
-        ctrl = np.asarray(ctrl, dtype=np.float64)
-        out = c_backend.rollout(
-            model.c_runtime,
-            np.asarray(state.qpos),
-            np.asarray(state.qvel),
-            np.asarray(state.act),
-            np.asarray(state.time),
-            np.asarray(state.status),
-            ctrl,
-            model.substeps,
-            model.max_qvel,
-        )
+        ctrl = ctrl if _is_traced(ctrl) else np.asarray(ctrl, np.float64)
     else:
-        ctrl, out = run_jax_backend(model, state, ctrl)
-    return to_trajectory(model, out, ctrl)
+        ctrl = _put(model, ctrl)
+    return Drive(ctrl=ctrl, steps=int(ctrl.shape[1]))
 
 
-def run_jax_backend(
-    model: SimModel, state: SimState, ctrl: Any, grad_args: Any = None, **hook: Any
-) -> tuple[Any, dict[str, Any]]:
-    """Runs ``mjx``/``warp``: checks gradients are allowed, places ``ctrl``, calls the
-    backend (with an optional ``hook``, ``aux``, ``hook_carry``); returns (ctrl, outputs)."""
-    from hybridsim._src.backends import mjx as mjx_backend
-
-    if _under_grad((state, ctrl, grad_args)) and not model.differentiable:
+def run(
+    model: SimModel, state: SimState, drive: Drive, learned: Learned | None = None
+) -> RolloutOutput:
+    """The one way into a backend: checks what the backend can do, then runs ``drive``
+    (see ``drive``) with an optional learned part (``control_step.Learned``)."""
+    _check_state(model, state)
+    backend = backend_module(model.backend)
+    if not backend.TRACEABLE and _is_traced((state, drive, learned)):
+        raise BackendError(
+            f"backend {model.backend!r} runs MuJoCo C and cannot be traced by JAX "
+            "(jit/grad/vmap); use backend='mjx' for gradients"
+        )
+    if _under_grad((state, drive, learned)) and not model.differentiable:
         raise BackendError(
             f"this {model.backend!r} model was not built for gradients; use "
             "make_model(..., backend='mjx', differentiable=True)"
         )
-    ctrl = _put(model, ctrl)
-    out = mjx_backend.rollout(
-        model.device_model,
-        model.params,
-        state.qpos,
-        state.qvel,
-        state.act,
-        state.time,
-        state.status,
-        ctrl,
-        scene=model.scene,
-        impl="jax" if model.backend == "mjx" else "warp",
-        substeps=model.substeps,
-        max_qvel=model.max_qvel,
-        **hook,
-    )
-    return ctrl, out
-
-
-def to_trajectory(model: SimModel, out: dict[str, Any], ctrl: Any) -> Trajectory:
-    """Packs a backend's output arrays (``(B, T+1, ...)`` and ``status``) as a Trajectory."""
-    final = SimState(
-        qpos=out["qpos"][:, -1],
-        qvel=out["qvel"][:, -1],
-        act=out["act"][:, -1],
-        time=out["time"][:, -1],
-        status=out["status"],
-    )
-    return Trajectory(
-        qpos=out["qpos"],
-        qvel=out["qvel"],
-        ctrl=ctrl,
-        time=out["time"],
-        sensordata=out["sensordata"],
-        status=out["status"],
-        final=final,
-        control_dt=model.control_dt,
-        backend=model.backend,
-    )
+    if model.backend != "c":
+        state = _put(model, state)
+    return backend.rollout(model, state, drive, learned)
 
 
 def _under_grad(x: Any) -> bool:
@@ -360,8 +283,7 @@ def _under_grad(x: Any) -> bool:
 def step(model: SimModel, state: SimState, ctrl: Any) -> SimState:
     """One control step (``substeps`` physics steps) with ``ctrl (B, nu)``."""
     ctrl = _check_ctrl(model, ctrl, with_time=False)
-    xp = _xp(model)
-    return rollout(model, state, xp.asarray(ctrl)[:, None, :]).final
+    return rollout(model, state, _xp(model).asarray(ctrl)[:, None, :]).final
 
 
 def reset_worlds(model: SimModel, state: SimState, mask: Any | None = None) -> SimState:
@@ -390,3 +312,37 @@ def _check_state(model: SimModel, state: SimState) -> None:
         raise ShapeError(
             f"state.qpos: expected shape {want} (B, nq), got {tuple(state.qpos.shape)}"
         )
+
+
+# ----------------------------------------------------------------------- one world on MJX
+# The environments run one world's control step inside their own jitted, vmapped step.
+# They reach MJX through these names, so that ``sim`` stays the one door into the backends.
+
+
+def device_model(mj_model: mujoco.MjModel, impl: str) -> Any:
+    """The ``mjx.Model`` of ``mj_model`` for ``impl`` (``"jax"`` or ``"warp"``)."""
+    from hybridsim._src.backends import mjx_world
+
+    return mjx_world.put_model(mj_model, impl)
+
+
+def world_with_fields(mx: Any, fields: dict[str, Any]) -> Any:
+    """``mx`` with these MjModel fields replaced (one world's values)."""
+    from hybridsim._src.backends import mjx_world
+
+    return mjx_world.with_fields(mx, fields)
+
+
+def world_data(mx: Any, mj_model: mujoco.MjModel, impl: str, qpos, qvel, act, time) -> Any:
+    """One world's ``mjx.Data`` at ``qpos (nq,)``, ``qvel (nv,)``, ``act (na,)``, ``time ()``."""
+    from hybridsim._src.backends import mjx_world
+
+    return mjx_world.make_world_data(mx, mj_model, impl, qpos, qvel, act, time)
+
+
+def world_control_step(mx: Any, d: Any, status: Any, u: Any, learned: Learned | None, **kw):
+    """One world's ``control_step`` on MJX, exactly as ``rollout`` runs it on ``mjx``/``warp``
+    (keywords ``substeps``, ``max_qvel``, ``control_dt``); returns ``(d, status, learned)``."""
+    from hybridsim._src.backends import mjx_world
+
+    return mjx_world.world_control_step(mx, d, status, u, learned, **kw)

@@ -47,6 +47,30 @@ class SimState:
 
 
 @pytree_dataclass
+class Observation:
+    """What a policy sees at each control step of a closed-loop rollout.
+
+    NumPy arrays on ``c``, JAX arrays (traced) on ``mjx``/``warp``.
+    """
+
+    qpos: Array
+    """(B, nq) float: generalized positions (m, rad; free joints: position + quaternion)."""
+    qvel: Array
+    """(B, nv) float: generalized velocities (m/s, rad/s)."""
+    time: Array
+    """(B,) float: seconds since the episode start (``init`` or ``reset_worlds``)."""
+    sensordata: Array
+    """(B, nsensordata) float: sensor values as the last physics step left them (zeros
+    before the first control step of a rollout)."""
+
+
+Policy = Any
+"""``policy(obs: Observation) -> ctrl (B, nu)``. On ``mjx``/``warp`` it is traced into the
+one compiled program; on ``c`` it is called between MuJoCo C steps with NumPy arrays. A
+policy written with ``jax.numpy`` operations works on every backend."""
+
+
+@pytree_dataclass
 class Trajectory:
     """A batched rollout over T control steps (the interchange format's arrays)."""
 

@@ -1,15 +1,40 @@
-"""The ``c`` backend: MuJoCo C through ``mujoco.rollout``, multithreaded, not differentiable."""
+"""The ``c`` backend: MuJoCo C through ``mujoco.rollout``, multithreaded, not differentiable.
+
+An open-loop rollout without a learned part is one ``mujoco.rollout`` call over all
+``T * substeps`` physics steps (bit for bit raw MuJoCo, warm starts included), whose health
+is then checked for every control step at once. Anything that must act between control
+steps (a learned part, a policy) runs ``control_step`` once per control step, with one
+``mujoco.rollout`` call over the batch as its physics.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import os
+from typing import Any
 
+import jax
 import mujoco
 import numpy as np
 from mujoco import rollout as mj_rollout
 
+from hybridsim._src import health
+from hybridsim._src.backends.base import (
+    Drive,
+    ModelConfig,
+    RolloutOutput,
+    SimModel,
+    policy_controls,
+)
+from hybridsim._src.control_step import Learned, LearnedPart, control_step
+from hybridsim._src.dataclasses import pytree_dataclass
 from hybridsim._src.params import WorldParams, world_mj_model
-from hybridsim._src.types import Status
+from hybridsim._src.types import Observation, SimState, Trajectory
+
+NAME = "c"
+DIFFERENTIABLE = False
+TRACEABLE = False
 
 _FULL = mujoco.mjtState.mjSTATE_FULLPHYSICS
 _PIECES = ("TIME", "QPOS", "QVEL", "ACT")
@@ -70,43 +95,66 @@ def _is_single_bit(v: int) -> bool:
     return v > 0 and (v & (v - 1)) == 0
 
 
-def rollout(
-    rt: CRuntime,
-    qpos: np.ndarray,
-    qvel: np.ndarray,
-    act: np.ndarray,
-    time: np.ndarray,
-    status: np.ndarray,
-    ctrl: np.ndarray,
-    substeps: int,
-    max_qvel: float,
-    qfrc: np.ndarray | None = None,
-) -> dict[str, np.ndarray]:
-    """Rolls B worlds over T control steps; returns arrays with a (B, T+1, ...) time axis.
+# ------------------------------------------------------------------------- the interface
 
-    ``qfrc (B, T, nv)``, when given, is written into ``qfrc_applied`` (N or N m) for every
-    physics substep of its control step. Worlds whose status is non-zero are not advanced;
-    a world that meets a non-finite control or diverges is flagged and holds its last good
-    state.
-    """
+
+def prepare(scene: Any, batch_size: int, params: WorldParams | None, config: ModelConfig):
+    """A ``SimModel`` with per-world MjModels and thread-local MjData."""
+    return SimModel(
+        device_model=None,
+        params=dict(params.fields) if params is not None else {},
+        scene=scene,
+        backend=NAME,
+        substeps=config.substeps,
+        batch_size=batch_size,
+        max_qvel=config.max_qvel,
+        c_runtime=CRuntime(scene.mj_model, params, batch_size),
+    )
+
+
+def rollout(
+    model: SimModel, state: SimState, drive: Drive, learned: Learned | None
+) -> RolloutOutput:
+    """Open loop without a learned part: one MuJoCo C call. Otherwise one ``control_step``
+    per control step."""
+    if drive.policy is None and learned is None:
+        return RolloutOutput(_open_loop(model, state, np.asarray(drive.ctrl, np.float64)), None)
+    return _stepped(model, state, drive, learned)
+
+
+# ------------------------------------------------------------------ physics on MuJoCo C
+
+
+@pytree_dataclass
+class Worlds:
+    """B worlds between control steps on MuJoCo C (NumPy float64)."""
+
+    qpos: np.ndarray
+    """(B, nq) generalized positions."""
+    qvel: np.ndarray
+    """(B, nv) generalized velocities."""
+    act: np.ndarray
+    """(B, na) actuator activations."""
+    time: np.ndarray
+    """(B,) simulation time in seconds."""
+    sensordata: np.ndarray
+    """(B, nsensordata) sensor values after the last physics step."""
+
+
+def _advance(rt: CRuntime, x: Worlds, ctrl: np.ndarray, substeps: int, qfrc=None):
+    """MuJoCo C over ``T = ctrl.shape[1]`` control steps of ``ctrl (B, T, nu)`` (finite),
+    with ``qfrc (B, T, nv)`` (N or N m) in ``qfrc_applied`` when given. Returns ``qpos,
+    qvel, act, time`` with a ``(B, T+1, ...)`` time axis (start included) and
+    ``sensordata (B, T, nsensordata)``; no health checks."""
     bsz, horizon, _ = ctrl.shape
-    status = status.astype(np.int32).copy()
-    if np.isfinite(ctrl).all():  # the common case: no copy, no per-world work
-        bad_u = np.zeros(bsz, bool)
-        first_bad_u = np.full(bsz, horizon)
-        safe_ctrl = ctrl
-    else:
-        finite_u = np.isfinite(ctrl).all(axis=2)  # (B, T)
-        bad_u = ~finite_u.all(axis=1)
-        first_bad_u = np.where(bad_u, np.argmin(finite_u, axis=1), horizon)
-        safe_ctrl = np.where(np.isfinite(ctrl), ctrl, 0.0)
-    x0 = rt.pack(qpos, qvel, act, time)
+    x0 = rt.pack(x.qpos, x.qvel, x.act, x.time)
     nstep = horizon * substeps
     spec = mujoco.mjtState.mjSTATE_CTRL
+    u = ctrl
     if qfrc is not None:
-        safe_ctrl = np.concatenate([safe_ctrl, np.nan_to_num(qfrc)], axis=2)
+        u = np.concatenate([u, qfrc], axis=2)
         spec = spec | mujoco.mjtState.mjSTATE_QFRC_APPLIED
-    u = np.repeat(safe_ctrl, substeps, axis=1) if substeps > 1 else safe_ctrl
+    u = np.repeat(u, substeps, axis=1) if substeps > 1 else u
     ns = rt.mj_model.nsensordata
     states = np.empty((bsz, nstep, rt.nstate))
     sens = np.empty((bsz, nstep, ns))
@@ -127,52 +175,159 @@ def rollout(
             persistent_pool=True,
         )
     # Keep the state at the end of every control step; prepend the start.
-    x = np.concatenate([x0[:, None], states[:, substeps - 1 :: substeps]], axis=1)
+    xs = np.concatenate([x0[:, None], states[:, substeps - 1 :: substeps]], axis=1)
     sensordata = sens[:, substeps - 1 :: substeps]
-    qp = rt.unpack(x, "QPOS")
-    qv = rt.unpack(x, "QVEL")
-    ac = rt.unpack(x, "ACT")
-    tm = rt.unpack(x, "TIME")
-    # A step t is bad when its end state is non-finite or too fast, or when MuJoCo reset
-    # the world itself (mjWARN_BADQACC resets data, which shows as time going back).
-    # One whole-array check first; the per-world search only runs when something is off.
+    return (*(rt.unpack(xs, k) for k in ("QPOS", "QVEL", "ACT", "TIME")), sensordata)
+
+
+def _physics(rt: CRuntime, substeps: int):
+    """The ``Physics`` of ``control_step`` on MuJoCo C: one control step of the batch. A
+    world that MuJoCo reset itself (``mjWARN_BADQACC``: time went back) gets non-finite
+    velocities, so that the health check flags it."""
+
+    def run(x: Worlds, u: np.ndarray, qfrc: np.ndarray | None) -> Worlds:
+        f = None if qfrc is None else np.nan_to_num(np.asarray(qfrc, np.float64))[:, None]
+        qp, qv, ac, tm, sens = _advance(rt, x, u[:, None], substeps, f)
+        qv = np.where((tm[:, 1] <= tm[:, 0])[:, None], np.nan, qv[:, 1])
+        return Worlds(qp[:, 1], qv, ac[:, 1], tm[:, 1], sens[:, 0])
+
+    return run
+
+
+def _no_physics(control_dt: float):
+    """The ``Physics`` of a learned part that replaces physics: only time advances."""
+
+    def run(x: Worlds, u: np.ndarray, qfrc: np.ndarray | None) -> Worlds:
+        return x.replace(time=x.time + control_dt)
+
+    return run
+
+
+def _start(model: SimModel, state: SimState) -> Worlds:
+    return Worlds(
+        qpos=np.asarray(state.qpos, np.float64),
+        qvel=np.asarray(state.qvel, np.float64),
+        act=np.asarray(state.act, np.float64),
+        time=np.asarray(state.time, np.float64),
+        sensordata=np.zeros((model.batch_size, model.scene.mj_model.nsensordata)),
+    )
+
+
+def _open_loop(model: SimModel, state: SimState, ctrl: np.ndarray) -> Trajectory:
+    """All T control steps in one MuJoCo C call, then every step's health at once: the
+    same flags and held states as T calls of ``control_step``."""
+    rt, horizon = model.c_runtime, ctrl.shape[1]
+    safe_ctrl, ctrl_ok = health.clean_controls(ctrl)  # ok (B, T)
+    qp, qv, ac, tm, sens = _advance(rt, _start(model, state), safe_ctrl, model.substeps)
     with np.errstate(invalid="ignore"):
-        healthy = (
-            np.isfinite(x).all()
-            and bool((np.abs(qv) <= max_qvel).all())
-            and bool((np.diff(tm, axis=1) > 0).all())
-        )
-    if healthy:
-        diverged = np.zeros(bsz, bool)
-        first_div = np.full(bsz, horizon)
-    else:
-        finite = (
-            np.isfinite(qp).all(axis=2) & np.isfinite(qv).all(axis=2) & np.isfinite(ac).all(axis=2)
-        )
-        with np.errstate(invalid="ignore"):
-            fast = np.abs(np.nan_to_num(qv, nan=0.0)).max(axis=2, initial=0.0) > max_qvel
-            went_back = np.diff(tm, axis=1) <= 0
-        bad_step = (~finite[:, 1:]) | fast[:, 1:] | went_back  # (B, T)
-        diverged = bad_step.any(axis=1)
-        first_div = np.where(diverged, np.argmax(bad_step, axis=1), horizon)
-    # Step index from which each world is held: already flagged worlds from 0.
-    hold_from = np.minimum(first_bad_u, first_div)
-    hold_from = np.where(status != 0, 0, hold_from)
-    fresh = status == 0
-    status |= np.where(fresh & bad_u & (first_bad_u <= first_div), int(Status.NONFINITE_CTRL), 0)
-    status |= np.where(fresh & diverged & (first_div < first_bad_u), int(Status.DIVERGED), 0)
+        healthy = health.state_ok(qp[:, 1:], qv[:, 1:], ac[:, 1:], model.max_qvel)
+        healthy &= np.diff(tm, axis=1) > 0  # MuJoCo reset the world itself
+    # Replay the status of every step; only worlds that went wrong need it.
+    status = np.asarray(state.status, np.int32).copy()
+    hold_from = np.where(status != 0, 0, horizon)
+    for b in np.flatnonzero((status == 0) & ~(ctrl_ok & healthy).all(axis=1)):
+        for t in range(horizon):
+            status[b] = health.next_status(status[b], ctrl_ok[b, t], healthy[b, t])
+            if status[b]:
+                hold_from[b] = t
+                break
     if (hold_from < horizon).any():
-        rows = np.arange(bsz)[:, None]
+        rows = np.arange(model.batch_size)[:, None]
         src = np.minimum(np.arange(horizon + 1)[None, :], hold_from[:, None])  # (B, T+1)
         qp, qv, ac, tm = qp[rows, src], qv[rows, src], ac[rows, src], tm[rows, src]
         # Sensors of steps not taken repeat the last step taken (zeros if none was).
         s_src = np.minimum(np.arange(horizon)[None, :], hold_from[:, None] - 1)  # (B, T)
-        sensordata = np.where((s_src < 0)[..., None], 0.0, sensordata[rows, np.maximum(s_src, 0)])
-    return {
-        "qpos": qp,
-        "qvel": qv,
-        "act": ac,
-        "time": tm,
-        "sensordata": sensordata,
-        "status": status.astype(np.int32),
-    }
+        sens = np.where((s_src < 0)[..., None], 0.0, sens[rows, np.maximum(s_src, 0)])
+    return _trajectory(model, qp, qv, ac, tm, sens, status, ctrl)
+
+
+def _stepped(model: SimModel, state: SimState, drive: Drive, learned: Learned | None):
+    """One ``control_step`` per control step; the policy (if any) sees NumPy arrays."""
+    bsz, horizon = model.batch_size, drive.steps
+    x, status = _start(model, state), np.asarray(state.status, np.int32).copy()
+    if learned is not None and learned.part.replaces_physics:
+        physics = _no_physics(model.control_dt)
+    else:
+        physics = _physics(model.c_runtime, model.substeps)
+    if learned is not None:
+        learned = Learned(
+            params=learned.params, carry=_np(learned.carry), part=OnNumpy(learned.part)
+        )
+    rec = [[] for _ in range(5)]
+    ctrls = []
+    for t in range(horizon):
+        if drive.policy is None:
+            u = np.asarray(drive.ctrl[:, t], np.float64)
+        else:
+            obs = Observation(x.qpos, x.qvel, x.time, x.sensordata)
+            u = np.asarray(policy_controls(model, drive.policy, obs), np.float64)
+        x, status, learned = control_step(physics, x, status, u, learned, model.max_qvel)
+        for r, v in zip(rec, (x.qpos, x.qvel, x.act, x.time, x.sensordata), strict=True):
+            r.append(v)
+        ctrls.append(u)
+    x0 = _start(model, state)
+    qp, qv, ac, tm = (
+        np.stack([a0, *r], axis=1)
+        for a0, r in zip((x0.qpos, x0.qvel, x0.act, x0.time), rec[:4], strict=True)
+    )
+    sens = np.stack(rec[4], axis=1) if horizon else np.zeros((bsz, 0, x0.sensordata.shape[1]))
+    ctrl = np.stack(ctrls, axis=1)
+    if learned is not None:
+        learned = Learned(params=learned.params, carry=learned.carry, part=learned.part.part)
+    return RolloutOutput(_trajectory(model, qp, qv, ac, tm, sens, status, ctrl), learned)
+
+
+def _trajectory(model, qp, qv, ac, tm, sens, status, ctrl) -> Trajectory:
+    final = SimState(qpos=qp[:, -1], qvel=qv[:, -1], act=ac[:, -1], time=tm[:, -1], status=status)
+    return Trajectory(
+        qpos=qp,
+        qvel=qv,
+        ctrl=ctrl,
+        time=tm,
+        sensordata=sens,
+        status=status,
+        final=final,
+        control_dt=model.control_dt,
+        backend=NAME,
+    )
+
+
+# ---------------------------------------------------------- a learned part between C calls
+
+
+def _np(tree: Any) -> Any:
+    return jax.tree.map(lambda a: np.asarray(a), tree)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _before(part, params, carry, qpos, qvel, ctrl):
+    return part.before(params, carry, qpos, qvel, ctrl)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _after(part, params, pending, qpos, qvel):
+    return part.after(params, pending, qpos, qvel)
+
+
+@dataclasses.dataclass(frozen=True)
+class OnNumpy(LearnedPart):
+    """Runs a learned part as batched, jitted JAX between MuJoCo C calls, in NumPy."""
+
+    part: LearnedPart
+
+    @property
+    def replaces_physics(self) -> bool:  # type: ignore[override]
+        return self.part.replaces_physics
+
+    @property
+    def corrects_state(self) -> bool:  # type: ignore[override]
+        return self.part.corrects_state
+
+    def initial_carry(self, params, qpos, qvel):
+        return _np(self.part.initial_carry(params, qpos, qvel))
+
+    def before(self, params, carry, qpos, qvel, ctrl):
+        return _np(_before(self.part, params, carry, qpos, qvel, ctrl))
+
+    def after(self, params, pending, qpos, qvel):
+        return _np(_after(self.part, params, pending, qpos, qvel))

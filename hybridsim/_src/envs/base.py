@@ -174,7 +174,7 @@ class Env(abc.ABC):
     multi_agent: bool = False
 
     def __init__(self, config: EnvConfig, scene: str | Path | mujoco.MjModel | Scene):
-        from hybridsim._src.backends import mjx as mjx_backend
+        from hybridsim._src import sim
 
         self._config = config
         self._scene = load_scene(scene)
@@ -182,7 +182,7 @@ class Env(abc.ABC):
         if config.differentiable:  # MJX differentiates its solver only at a fixed count
             m = copy.copy(m)
             m.opt.iterations = 1
-        self._mx = mjx_backend.put_model(m, config.impl)
+        self._mx = sim.device_model(m, config.impl)
         self._residual = None
         if config.residual_dir is not None:
             self._load_residual(config.residual_dir)
@@ -197,7 +197,7 @@ class Env(abc.ABC):
     # ----------------------------------------------------------------- construction
 
     def _load_residual(self, residual_dir: str) -> None:
-        from hybridsim._src.backends import mjx as mjx_backend
+        from hybridsim._src import sim
         from hybridsim._src.residual.fit import load_fitted
 
         fitted = load_fitted(residual_dir, self._scene)
@@ -207,7 +207,7 @@ class Env(abc.ABC):
             one = {k: np.asarray(v, np.float64)[None] for k, v in fitted.sysid.items()}
             one.update(derived_fields(self._scene.mj_model, one))
             fields = {k: jnp.asarray(v[0], jnp.float32) for k, v in one.items()}
-            self._mx = mjx_backend._with_fields(self._mx, fields)
+            self._mx = sim.world_with_fields(self._mx, fields)
         if fitted.residual is not None:
             self.set_residual(fitted.residual)
 
@@ -243,10 +243,10 @@ class Env(abc.ABC):
     def with_model_fields(self, fields: dict[str, jax.Array]) -> Env:
         """A shallow copy whose physics uses these MjModel field values (one world's,
         e.g. ``body_mass (nbody,)``); used by ``DomainRandomizationWrapper`` under vmap."""
-        from hybridsim._src.backends import mjx as mjx_backend
+        from hybridsim._src import sim
 
         env = copy.copy(self)
-        env._mx = mjx_backend._with_fields(self._mx, fields)
+        env._mx = sim.world_with_fields(self._mx, fields)
         return env
 
     # ----------------------------------------------------------------- properties
@@ -384,14 +384,14 @@ class Env(abc.ABC):
         after ``mjx.forward`` (site and body positions filled in, for observations)."""
         from mujoco import mjx
 
-        from hybridsim._src.backends import mjx as mjx_backend
+        from hybridsim._src import sim
 
         s = self._scene
         f = _float()
         qpos = jnp.asarray(qpos, f)
         qvel = jnp.zeros(s.nv, f) if qvel is None else jnp.asarray(qvel, f)
         act = jnp.asarray(s.initial_state()[2], f)
-        d = mjx_backend.make_world_data(
+        d = sim.world_data(
             self._mx, s.mj_model, self._config.impl, qpos, qvel, act, jnp.zeros((), f)
         )
         d = d.replace(ctrl=jnp.asarray(s.initial_ctrl(), d.ctrl.dtype))
@@ -419,25 +419,32 @@ class Env(abc.ABC):
         new PhysicsState and the ``mjx.Data`` after the last substep, with its
         position-derived fields (``site_xpos``, ``xpos``, ...) recomputed for the new
         ``qpos`` (velocity-derived fields are those of the last substep)."""
-        from hybridsim._src.backends import mjx as mjx_backend
+        from hybridsim._src import sim
 
         s, cfg, f = self._scene, self._config, _float()
-        d = mjx_backend.make_world_data(
+        d = sim.world_data(
             self._mx, s.mj_model, cfg.impl, physics.qpos, physics.qvel, physics.act, physics.time
         )
         d = d.replace(qacc_warmstart=physics.qacc_warmstart.astype(d.qacc_warmstart.dtype))
-        kw = dict(substeps=cfg.substeps, max_qvel=cfg.max_qvel)
-        if self._residual is None:
-            nd, status, _ = mjx_backend.control_step(self._mx, d, physics.status, ctrl, **kw)
-            history = physics.history
-        else:
-            from hybridsim._src.residual.model import _Hook
+        learned = None
+        if self._residual is not None:
+            from hybridsim._src.control_step import Learned
+            from hybridsim._src.residual.model import ResidualPart
 
             res = self._residual
             carry = (physics.history, jnp.zeros((), f), jnp.zeros((), jnp.int32))
-            nd, status, (history, _, _) = mjx_backend.control_step(
-                self._mx, d, physics.status, ctrl, res, carry, hook=_Hook(res.config.kind), **kw
-            )
+            learned = Learned(params=res, carry=carry, part=ResidualPart(res.config.kind))
+        nd, status, learned = sim.world_control_step(
+            self._mx,
+            d,
+            physics.status,
+            ctrl,
+            learned,
+            substeps=cfg.substeps,
+            max_qvel=cfg.max_qvel,
+            control_dt=self.control_dt,
+        )
+        history = physics.history if learned is None else learned.carry[0]
         # Position-derived fields (site_xpos, xpos, ...) of the returned state, not of the
         # last substep's start: observations and rewards read the state they report.
         from mujoco import mjx

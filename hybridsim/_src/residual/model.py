@@ -17,7 +17,6 @@ Features: current ``qpos, qvel`` and control ``u``, plus the last ``history`` st
 from __future__ import annotations
 
 import dataclasses
-import functools
 from typing import Any
 
 import jax
@@ -25,6 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from hybridsim._src.control_step import Learned, LearnedPart
 from hybridsim._src.dataclasses import pytree_dataclass, static_field
 from hybridsim._src.errors import ShapeError
 from hybridsim._src.residual.kinematics import integrate_pos, joint_layout, joint_sizes
@@ -227,32 +227,40 @@ def correct_state(res: Residual, qpos, qvel, out):
 
 
 @dataclasses.dataclass(frozen=True)
-class _Hook:
-    """Runs the residual around the physics of each control step (static, hashable)."""
+class ResidualPart(LearnedPart):
+    """The residual as the learned part of ``control_step`` (static, hashable); the
+    ``Residual`` is its ``params`` and ``(history, uncertainty sum, steps)`` its memory."""
 
     kind: str
     precision: str = "float32"
 
-    def before(self, res, carry, d):
-        hist, unc, n = carry
-        out_e = apply(
-            res, features(res.dims, d.qpos, d.qvel, d.ctrl, hist), self.precision
-        )  # (E, O)
-        out = jnp.mean(out_e, axis=0)
-        unc = unc + jnp.sqrt(jnp.sum(jnp.var(out_e, axis=0)))
-        if self.kind == "force":
-            d = d.replace(qfrc_applied=out.astype(d.qfrc_applied.dtype))
-        hist = push_history(hist, d.qpos, d.qvel, d.ctrl)
-        return d, (hist, unc, n + 1, out)
+    @property
+    def replaces_physics(self) -> bool:  # type: ignore[override]
+        return self.kind == "neural"
 
-    def after(self, res, carry, d_before, d_after):
-        hist, unc, n, out = carry
-        if self.kind == "state":
-            q, v = correct_state(res, d_after.qpos, d_after.qvel, out)
-            d_after = d_after.replace(
-                qpos=q.astype(d_after.qpos.dtype), qvel=v.astype(d_after.qvel.dtype)
-            )
-        return d_after, (hist, unc, n)
+    @property
+    def corrects_state(self) -> bool:  # type: ignore[override]
+        return self.kind in ("state", "neural")
+
+    def initial_carry(self, res: Residual, qpos, qvel):
+        """``(history (..., H, nq+nv+nu), uncertainty sum (...,), steps (...,) int32)``."""
+        lead = qpos.shape[:-1]
+        dtype = jnp.result_type(float)
+        history = initial_history(res, qpos, qvel).astype(dtype)
+        return history, jnp.zeros(lead, dtype), jnp.zeros(lead, jnp.int32)
+
+    def before(self, res: Residual, carry, qpos, qvel, ctrl):
+        hist, unc, n = carry
+        out_e = apply(res, features(res.dims, qpos, qvel, ctrl, hist), self.precision)
+        out = jnp.mean(out_e, axis=0)  # (..., O) from (E, ..., O)
+        unc = unc + jnp.sqrt(jnp.sum(jnp.var(out_e, axis=0), axis=-1)).astype(unc.dtype)
+        hist = push_history(hist, qpos, qvel, ctrl).astype(hist.dtype)
+        qfrc = out if self.kind == "force" else None
+        pending = out if self.corrects_state else None
+        return qfrc, pending, (hist, unc, n + 1)
+
+    def after(self, res: Residual, pending, qpos, qvel):
+        return correct_state(res, qpos, qvel, pending)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -268,13 +276,25 @@ class HybridResult:
 
 
 def hybrid_rollout(
-    model, res: Residual, state, ctrl, history=None, *, precision: str = "float32"
+    model,
+    res: Residual,
+    state,
+    ctrl=None,
+    history=None,
+    *,
+    policy=None,
+    steps: int | None = None,
+    precision: str = "float32",
 ) -> HybridResult:
-    """Rolls out physics plus residual; ``ctrl (B, T, nu)``.
+    """Rolls out physics plus residual: open loop with ``ctrl (B, T, nu)``, or closed loop
+    with ``policy(obs) -> ctrl (B, nu)`` for ``steps`` control steps (as
+    ``hybridsim.rollout``). Every control step is the core's ``control_step`` with the
+    residual as its learned part, on every backend; ``kind="neural"`` runs the same step
+    with no physics (the pure-learned baseline).
 
     On ``mjx`` and ``warp`` the residual runs inside the one jitted program (on ``mjx`` it
     is differentiable in the residual's parameters, the controls and the state). On ``c``
-    it runs as batched inference between MuJoCo C calls, without gradients.
+    it runs as batched, jitted inference between MuJoCo C calls, without gradients.
 
     ``precision="bfloat16"`` runs the network's hidden-to-hidden matmuls on bfloat16
     operands (float32 accumulation): faster inference on CPUs and GPUs with bfloat16
@@ -283,154 +303,17 @@ def hybrid_rollout(
     from hybridsim._src import sim
 
     check_precision(precision)
-    if res.config.kind == "neural":
-        return neural_rollout(res, state, ctrl, history, precision=precision)
     _check_dims(model, res)
-    ctrl = sim._check_ctrl(model, ctrl, with_time=True)
-    bsz = model.batch_size
-    qpos, qvel = jnp.asarray(state.qpos), jnp.asarray(state.qvel)
-    if history is None:
-        history = initial_history(res, qpos, qvel)
-    if model.backend in ("mjx", "warp"):
-        carry = (
-            jnp.asarray(history, jnp.result_type(float)),
-            jnp.zeros(bsz, jnp.result_type(float)),
-            jnp.zeros(bsz, jnp.int32),
-        )
-        ctrl, out = sim.run_jax_backend(
-            model,
-            state,
-            ctrl,
-            grad_args=res,
-            hook=_Hook(res.config.kind, precision),
-            aux=res,
-            hook_carry=carry,
-        )
-        hist, unc, n = out["hook_carry"]
-        return HybridResult(sim.to_trajectory(model, out, ctrl), unc / jnp.maximum(n, 1), hist)
-    return _hybrid_rollout_c(
-        model,
-        res,
-        state,
-        np.asarray(ctrl, np.float64),
-        np.asarray(history, np.float64),
-        precision,
-    )
-
-
-@functools.partial(jax.jit, static_argnames="precision")
-def _infer(res: Residual, qpos, qvel, u, hist, precision="float32"):
-    out_e = apply(res, features(res.dims, qpos, qvel, u, hist), precision)
-    return (
-        jnp.mean(out_e, 0),
-        jnp.sqrt(jnp.sum(jnp.var(out_e, 0), -1)),
-        push_history(hist, qpos, qvel, u),
-    )
-
-
-def _hybrid_rollout_c(model, res, state, ctrl, history, precision) -> HybridResult:
-    from hybridsim._src import sim
-    from hybridsim._src.backends import c as c_backend
-
-    bsz, horizon, _ = ctrl.shape
-    qp, qv = np.asarray(state.qpos), np.asarray(state.qvel)
-    ac, tm, st = np.asarray(state.act), np.asarray(state.time), np.asarray(state.status)
-    rec = {
-        "qpos": np.empty((bsz, horizon + 1, qp.shape[1])),
-        "qvel": np.empty((bsz, horizon + 1, qv.shape[1])),
-        "act": np.empty((bsz, horizon + 1, ac.shape[1])),
-        "time": np.empty((bsz, horizon + 1)),
-        "sensordata": np.empty((bsz, horizon, model.scene.mj_model.nsensordata)),
-    }
-    rec["qpos"][:, 0], rec["qvel"][:, 0], rec["act"][:, 0], rec["time"][:, 0] = qp, qv, ac, tm
-    unc = np.zeros(bsz)
-    hist = history
-    safe_ctrl = np.nan_to_num(ctrl)
-    for t in range(horizon):
-        inferred = _infer(res, qp, qv, safe_ctrl[:, t], hist, precision)
-        out, spread, new_hist = (np.asarray(x, np.float64) for x in inferred)
-        qfrc = out[:, None, :] if res.config.kind == "force" else None
-        step = c_backend.rollout(
-            model.c_runtime,
-            qp,
-            qv,
-            ac,
-            tm,
-            st,
-            ctrl[:, t : t + 1],
-            model.substeps,
-            model.max_qvel,
-            qfrc=qfrc,
-        )
-        nq_, nv_ = step["qpos"][:, 1], step["qvel"][:, 1]
-        moved = step["status"] == 0
-        all_moved = bool(moved.all())
-        if res.config.kind == "state":
-            nv = res.dims.nv
-            cq = integrate_pos(np, res.dims.layout, nq_, out[:, :nv])
-            cv = nv_ + out[:, nv:]
-            nq_ = cq if all_moved else np.where(moved[:, None], cq, nq_)
-            nv_ = cv if all_moved else np.where(moved[:, None], cv, nv_)
-        hist = new_hist if all_moved else np.where(moved[:, None, None], new_hist, hist)
-        unc += spread if all_moved else np.where(moved, spread, 0.0)
-        qp, qv, ac, tm, st = nq_, nv_, step["act"][:, 1], step["time"][:, 1], step["status"]
-        rec["qpos"][:, t + 1], rec["qvel"][:, t + 1] = qp, qv
-        rec["act"][:, t + 1], rec["time"][:, t + 1] = ac, tm
-        rec["sensordata"][:, t] = step["sensordata"][:, 0]
-    out = rec
-    out["status"] = st
-    return HybridResult(sim.to_trajectory(model, out, ctrl), unc / max(horizon, 1), hist)
-
-
-def neural_rollout(
-    res: Residual, state, ctrl, history=None, *, precision: str = "float32"
-) -> HybridResult:
-    """The pure-learned baseline: the network alone predicts every next state."""
-    qpos, qvel = jnp.asarray(state.qpos), jnp.asarray(state.qvel)
-    ctrl = jnp.asarray(ctrl, qpos.dtype)
-    if history is None:
-        history = initial_history(res, qpos, qvel)
-    check_precision(precision)
-    hist0 = jnp.asarray(history, qpos.dtype)
-    q, v, hist, unc = _neural_scan(res, qpos, qvel, hist0, ctrl, precision)
-
-    from hybridsim._src.types import SimState, Trajectory
-
-    bsz, horizon = ctrl.shape[:2]
-    time = jnp.asarray(state.time)[:, None] + res.dims.control_dt * jnp.arange(horizon + 1)
-    status = jnp.where(jnp.all(jnp.isfinite(q), axis=(1, 2)), 0, 2).astype(jnp.int32)
-    final = SimState(
-        qpos=q[:, -1], qvel=v[:, -1], act=jnp.asarray(state.act), time=time[:, -1], status=status
-    )
-    traj = Trajectory(
-        qpos=q,
-        qvel=v,
-        ctrl=ctrl,
-        time=time,
-        sensordata=jnp.zeros((bsz, horizon, 0)),
-        status=status,
-        final=final,
-        control_dt=res.dims.control_dt,
-        backend="neural",
-    )
-    return HybridResult(traj, unc, hist)
-
-
-@functools.partial(jax.jit, static_argnames="precision")
-def _neural_scan(res, qpos, qvel, history, ctrl, precision="float32"):
-    def body(carry, u):
-        q, v, h, unc = carry
-        out_e = apply(res, features(res.dims, q, v, u, h), precision)
-        out = jnp.mean(out_e, 0)
-        h = push_history(h, q, v, u)
-        q, v = correct_state(res, q, v, out)
-        return (q, v, h, unc + jnp.sqrt(jnp.sum(jnp.var(out_e, 0), -1))), (q, v)
-
-    init = (qpos, qvel, history, jnp.zeros(qpos.shape[0], qpos.dtype))
-    (_, _, h, unc), (qs, vs) = jax.lax.scan(body, init, jnp.swapaxes(ctrl, 0, 1))
-    qs = jnp.concatenate([qpos[:, None], jnp.swapaxes(qs, 0, 1)], 1)
-    vs = jnp.concatenate([qvel[:, None], jnp.swapaxes(vs, 0, 1)], 1)
-    return qs, vs, h, unc / ctrl.shape[1]
+    part = ResidualPart(res.config.kind, precision)
+    carry = part.initial_carry(res, jnp.asarray(state.qpos), jnp.asarray(state.qvel))
+    if history is not None:
+        carry = (jnp.asarray(history, carry[0].dtype), *carry[1:])
+    drive = sim.drive(model, ctrl, policy, steps)
+    out = sim.run(model, state, drive, Learned(params=res, carry=carry, part=part))
+    hist, unc, n = out.learned.carry
+    traj = out.traj.replace(backend="neural") if part.replaces_physics else out.traj
+    xp = np if isinstance(unc, np.ndarray) else jnp
+    return HybridResult(traj, unc / xp.maximum(n, 1), hist)
 
 
 def _check_dims(model, res: Residual) -> None:
