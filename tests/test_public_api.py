@@ -156,7 +156,7 @@ def _warp_functions(tree: ast.Module, names=("kernel", "func")) -> list[ast.Func
 
 
 def kernel_convention_errors(source: str, filename: str = "<kernel>") -> list[str]:
-    """What breaks the convention of ``kernels/README.md`` in ``source``, one line each."""
+    """What breaks the kernel convention (``kernels/README.md``) in ``source``, one line each."""
     tree = ast.parse(source, filename=filename)
     lines = source.splitlines()
     launched = {
@@ -173,6 +173,8 @@ def kernel_convention_errors(source: str, filename: str = "<kernel>") -> list[st
         where = f"{filename}:{fn.lineno} {fn.name}"
         if not ast.get_docstring(fn):
             errors.append(f"{where}: no docstring (launch dim, shapes, units)")
+        if not fn.name.startswith("_"):
+            errors.append(f"{where}: a kernel is private (_{fn.name}); its launcher is public")
         if fn.name not in launched:
             errors.append(f"{where}: not launched by a function in its own file")
         group, seen = None, []
@@ -202,14 +204,15 @@ def kernel_convention_errors(source: str, filename: str = "<kernel>") -> list[st
 def test_kernel_convention_check_catches_violations():
     good = (
         "@wp.kernel\n"
-        "def k(\n    # Model:\n    size: float,\n    # Data in:\n    x_in: wp.array[float],\n"
+        "def _k(\n    # Model:\n    size: float,\n    # Data in:\n    x_in: wp.array[float],\n"
         "    # Data out:\n    y_out: wp.array[float],\n):\n"
         '    """Doc."""\n\n'
-        "def launch():\n    wp.launch(k, dim=1, inputs=[], outputs=[])\n"
+        "def k():\n    wp.launch(_k, dim=1, inputs=[], outputs=[])\n"
     )
     assert kernel_convention_errors(good) == []
     assert any("_in suffix" in e for e in kernel_convention_errors(good.replace("x_in", "x")))
-    unlaunched = good.replace("wp.launch(k,", "wp.launch(other,")
+    assert any("private" in e for e in kernel_convention_errors(good.replace("_k", "k")))
+    unlaunched = good.replace("wp.launch(_k,", "wp.launch(other,")
     assert any("not launched" in e for e in kernel_convention_errors(unlaunched))
     ungrouped = good.replace("    # Model:\n", "")
     assert any("no group comment" in e for e in kernel_convention_errors(ungrouped))
