@@ -10,28 +10,20 @@ keyframe on `c`, `mjx` and `warp`, and reports the max |qpos| difference against
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
-import time
+import sys
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 import numpy as np  # noqa: E402
 
 import hybridsim as hs  # noqa: E402
-from hybridsim._src.io import atomic_path  # noqa: E402
+from hybridsim import bench  # noqa: E402
 
 
 def measure(scene_name: str, steps: int, batch: int, backends: list[str]) -> dict:
     scene = hs.load_scene(scene_name)
-    low, high = scene.ctrl_range()
-    rng = np.random.default_rng(0)
-    ctrl = rng.uniform(
-        np.where(np.isfinite(low), low, -1),
-        np.where(np.isfinite(high), high, 1),
-        (batch, steps, scene.nu),
-    )
+    ctrl = bench.random_controls(scene, batch, steps, seed=0)
     ref_model = hs.make_model(scene, batch, backend="c")
     ref = hs.rollout(ref_model, hs.init(ref_model), ctrl).qpos
     row = {
@@ -68,14 +60,10 @@ def main() -> None:
     for r in rows:
         print(f"{r['scene']:10s} " + " ".join(f"{r.get(k, float('nan')):18.2e}" for k in keys))
     meta = {
-        "date": time.strftime("%Y-%m-%d"),
-        "machine": platform.platform(),
-        "cpus": os.cpu_count(),
+        "command": " ".join(["python", "benchmarks/backend_agreement.py", *sys.argv[1:]]),
         "metric": "max |qpos - qpos_c| over worlds and dofs",
     }
-    with atomic_path(args.out, suffix=".json") as tmp:
-        tmp.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
-    print(f"wrote {args.out}")
+    print(f"wrote {bench.write_json(args.out, rows, meta)}")
 
 
 if __name__ == "__main__":

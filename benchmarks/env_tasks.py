@@ -21,8 +21,7 @@ import jax
 import numpy as np
 
 import hybridsim as hs
-from hybridsim import envs
-from hybridsim._src import bench
+from hybridsim import bench, envs
 
 
 def _time(fn, repeats: int) -> tuple[float, float]:

@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from hybridsim._src import bench
+from hybridsim import bench
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_OUT = HERE / "results" / "env_throughput.json"
@@ -222,8 +222,8 @@ def format_rows(rows: list[dict]) -> str:
                 r["impl"],
                 str(r["batch_size"]),
                 str(r["env_steps"]),
-                bench._fmt_rate(r["env_sps"]),
-                bench._fmt_rate(r["physics_sps"]),
+                bench.format_rate(r["env_sps"]),
+                bench.format_rate(r["physics_sps"]),
                 f"{r['compile_seconds']:.2f}",
                 f"{r['seconds']:.3f}",
             )

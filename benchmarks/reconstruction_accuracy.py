@@ -15,9 +15,7 @@ time of the reconstruction (not the rendering). Prints a table and writes JSON.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import time
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
@@ -27,9 +25,12 @@ import numpy as np  # noqa: E402
 import trimesh  # noqa: E402
 
 import hybridsim as hs  # noqa: E402
-from hybridsim._src.io import atomic_path  # noqa: E402
-from hybridsim._src.render import render_depth  # noqa: E402
-from hybridsim._src.scenes import reconstruct as rec  # noqa: E402
+from hybridsim import bench  # noqa: E402
+from hybridsim.scene import (  # noqa: E402
+    reconstruct_from_depth,
+    reconstruct_from_points,
+    render_depth,
+)
 
 RADIUS = 0.1  # m
 HALF = np.array([0.0812, 0.0613, 0.0417])  # m, box half extents (off the voxel grid)
@@ -110,15 +111,15 @@ def main(argv: list[str] | None = None) -> list[dict]:
         n = len(eyes)
         params = hs.world_params(scene, n, cam_pos=eyes[:, None], cam_quat=quats[:, None])
         depth, k, poses = render_depth(scene, np.zeros((n, 0)), width, height, params=params)
-        rec.reconstruct_from_depth(depth, k, poses, voxel)  # loads the kernels once
+        reconstruct_from_depth(depth, k, poses, voxel)  # loads the kernels once
         t0 = time.perf_counter()
-        mesh = rec.reconstruct_from_depth(depth, k, poses, voxel)
+        mesh = reconstruct_from_depth(depth, k, poses, voxel)
         source = f"depth {n}x{width}x{height} (MuJoCo Warp)"
         rows.append(row(shape, source, mesh, time.perf_counter() - t0, voxel))
         points, face = trimesh.sample.sample_surface(truth(shape), n_points, seed=0)
         for normals, label in ((truth(shape).face_normals[face], "normals"), (None, "PCA")):
             t0 = time.perf_counter()
-            mesh = rec.reconstruct_from_points(points, normals, voxel_size=voxel)
+            mesh = reconstruct_from_points(points, normals, voxel_size=voxel)
             source = f"points {n_points} ({label})"
             rows.append(row(shape, source, mesh, time.perf_counter() - t0, voxel))
     print(
@@ -132,16 +133,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
             f"{r['seconds'] * 1e3:6.0f}"
         )
     meta = {
-        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-        "platform": platform.platform(),
-        "cpu_count": os.cpu_count(),
-        "mujoco": mujoco.__version__,
         "command": "python benchmarks/reconstruction_accuracy.py"
         + (" --quick" if args.quick else ""),
     }
-    with atomic_path(args.out, suffix=".json") as tmp:
-        tmp.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
-    print(f"wrote {args.out}")
+    print(f"wrote {bench.write_json(args.out, rows, meta)}")
     return rows
 
 

@@ -1,6 +1,6 @@
 """Throughput of hybridsim's rollout against raw MuJoCo / MJX / MuJoCo Warp.
 
-Runs ``hybridsim._src.bench.run_throughput`` over a plan of (scenes, backend, batch sizes,
+Runs ``hybridsim.bench.run_throughput`` over a plan of (scenes, backend, batch sizes,
 physics steps), prints a table, writes JSON and ends with PASS/FAIL lines for the targets:
 
 - wrapper overhead (raw steps/s / hybridsim steps/s - 1) <= 10% at B >= 64, every backend;
@@ -34,7 +34,7 @@ import sys
 import time
 from pathlib import Path
 
-from hybridsim._src import bench
+from hybridsim import bench
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_OUT = HERE / "results" / "throughput_cpu.json"
@@ -236,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
             progress=_child_progress,
             min_seconds=args.min_seconds,
         )
-        print(_CASE_MARK + json.dumps(bench._jsonable(row)), flush=True)
+        print(_CASE_MARK + json.dumps(bench.jsonable(row)), flush=True)
         return 0
     if args.quick:
         args.repeats, args.min_seconds = 1, 0.0

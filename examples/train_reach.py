@@ -200,9 +200,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{result['final_distance_mean_m']:.3f} m)"
     )
     if args.out is not None:
-        from hybridsim._src.io import atomic_path
-
-        with atomic_path(args.out, suffix=".json") as tmp:
+        with hs.atomic_path(args.out, suffix=".json") as tmp:
             tmp.write_text(json.dumps(result, indent=2) + "\n")
         print(f"wrote {args.out}")
     return 0

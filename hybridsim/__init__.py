@@ -17,7 +17,7 @@ from hybridsim._src.errors import (
     SceneError,
     ShapeError,
 )
-from hybridsim._src.io import load_trajectory, save_trajectory
+from hybridsim._src.io import atomic_path, load_trajectory, save_trajectory
 from hybridsim._src.jax_cache import enable_compilation_cache
 from hybridsim._src.params import PER_WORLD_FIELDS, WorldParams, world_params
 from hybridsim._src.scene import Scene, bundled_scenes, load_scene
@@ -51,6 +51,7 @@ __all__ = [
     "Status",
     "Trajectory",
     "WorldParams",
+    "atomic_path",
     "bundled_scenes",
     "enable_compilation_cache",
     "init",

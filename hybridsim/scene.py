@@ -10,9 +10,11 @@
 
 Objects take mesh files (OBJ, STL, PLY, GLB), in-memory ``trimesh.Trimesh`` or captures
 (``scan``: depth images or a point cloud, reconstructed by TSDF fusion and marching cubes);
-robots take MJCF paths or MuJoCo Menagerie names.
+robots take MJCF paths or MuJoCo Menagerie names. ``render_depth`` makes a synthetic depth
+capture of a scene (MuJoCo Warp's renderer), the input of ``reconstruct_from_depth``.
 """
 
+from hybridsim._src.render import render_depth
 from hybridsim._src.scenes.builder import (
     BUILD_INFO_TEXT,
     COLLISION_GROUP,
@@ -94,6 +96,7 @@ __all__ = [
     "reconstruct_file",
     "reconstruct_from_depth",
     "reconstruct_from_points",
+    "render_depth",
     "resolve_menagerie",
     "save_depth_capture",
     "spec_from_dict",

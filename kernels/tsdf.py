@@ -9,16 +9,21 @@ Fusion keeps two grids: ``sdf_sum`` (sum of weight * truncated SDF) and ``weight
 fused TSDF is their ratio (``normalize``), the weighted running average of every
 observation. Unobserved voxels keep weight 0.
 
-Warp is imported at module import: import this module lazily (inside functions).
+Each kernel sits above the function that launches it; the launchers take and return
+NumPy arrays and run on Warp's CPU device. Warp is imported at module import: import this
+module lazily (inside functions).
 """
 
 from __future__ import annotations
 
+import numpy as np
 import warp as wp
+
+_DEVICE = "cpu"
 
 
 @wp.kernel
-def backproject(
+def _backproject(
     # Data in:
     depth_in: wp.array3d[float],
     intrinsics_in: wp.array[wp.mat33],
@@ -45,8 +50,29 @@ def backproject(
     points_out[img, v, u] = wp.transform_point(cam_to_world_in[img], wp.vec3(x, y, z))
 
 
+def backproject(depth: np.ndarray, intrinsics: np.ndarray, cam_to_world: np.ndarray) -> np.ndarray:
+    """World points of every pixel: ``(N, H, W, 3)`` float32 m, NaN for invalid pixels.
+
+    depth: (N, H, W) m, z-depth; intrinsics: (N, 3, 3) pixels; cam_to_world: (N, 4, 4).
+    """
+    n, h, w = depth.shape
+    points = wp.empty((n, h, w), dtype=wp.vec3, device=_DEVICE)
+    wp.launch(
+        _backproject,
+        dim=(n, h, w),
+        inputs=[
+            wp.array(depth, dtype=float, device=_DEVICE),
+            wp.array(intrinsics, dtype=wp.mat33, device=_DEVICE),
+            wp.array(cam_to_world, dtype=wp.mat44, device=_DEVICE),
+        ],
+        outputs=[points],
+        device=_DEVICE,
+    )
+    return points.numpy()
+
+
 @wp.kernel
-def integrate_depth(
+def _integrate_depth(
     # Model:
     origin: wp.vec3,
     voxel_size: float,
@@ -99,8 +125,42 @@ def integrate_depth(
     wp.atomic_add(weight_out, i, j, k, 1.0)
 
 
+def integrate_depth(
+    origin: np.ndarray,
+    voxel_size: float,
+    truncation: float,
+    shape: tuple[int, int, int],
+    depth: np.ndarray,
+    intrinsics: np.ndarray,
+    world_to_cam: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Fuses depth images into a fresh ``shape`` grid whose voxel (0, 0, 0) sits at
+    ``origin`` (3,) m, spacing ``voxel_size`` m.
+
+    depth: (N, H, W) m; intrinsics: (N, 3, 3) pixels; world_to_cam: (N, 4, 4).
+    Returns ``(sdf_sum, weight, occluded, blank)``, each ``shape`` float32 (see the kernel).
+    """
+    grids = [wp.zeros(shape, dtype=float, device=_DEVICE) for _ in range(4)]
+    wp.launch(
+        _integrate_depth,
+        dim=(depth.shape[0], *shape),
+        inputs=[
+            wp.vec3(*map(float, origin)),
+            float(voxel_size),
+            float(truncation),
+            wp.array(depth, dtype=float, device=_DEVICE),
+            wp.array(intrinsics, dtype=wp.mat33, device=_DEVICE),
+            wp.array(world_to_cam, dtype=wp.mat44, device=_DEVICE),
+        ],
+        outputs=grids,
+        device=_DEVICE,
+    )
+    sdf_sum, weight, occluded, blank = (g.numpy() for g in grids)
+    return sdf_sum, weight, occluded, blank
+
+
 @wp.kernel
-def splat_oriented_points(
+def _splat_oriented_points(
     # Model:
     origin: wp.vec3,
     voxel_size: float,
@@ -149,8 +209,39 @@ def splat_oriented_points(
                 wp.atomic_add(weight_out, i, j, k, w)
 
 
+def splat_oriented_points(
+    origin: np.ndarray,
+    voxel_size: float,
+    truncation: float,
+    radius: int,
+    shape: tuple[int, int, int],
+    points: np.ndarray,
+    normals: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Splats ``points (P, 3)`` m with unit ``normals (P, 3)`` into a fresh ``shape`` grid
+    (voxel (0, 0, 0) at ``origin`` m). Returns ``(sdf_sum, weight)``, each ``shape`` float32.
+    """
+    sdf_sum = wp.zeros(shape, dtype=float, device=_DEVICE)
+    weight = wp.zeros(shape, dtype=float, device=_DEVICE)
+    wp.launch(
+        _splat_oriented_points,
+        dim=len(points),
+        inputs=[
+            wp.vec3(*map(float, origin)),
+            float(voxel_size),
+            float(truncation),
+            int(radius),
+            wp.array(np.asarray(points, np.float32), dtype=wp.vec3, device=_DEVICE),
+            wp.array(np.asarray(normals, np.float32), dtype=wp.vec3, device=_DEVICE),
+        ],
+        outputs=[sdf_sum, weight],
+        device=_DEVICE,
+    )
+    return sdf_sum.numpy(), weight.numpy()
+
+
 @wp.kernel
-def splat_unsigned_distance(
+def _splat_unsigned_distance(
     # Model:
     origin: wp.vec3,
     voxel_size: float,
@@ -184,8 +275,34 @@ def splat_unsigned_distance(
                 wp.atomic_min(distance_out, i, j, k, wp.length(x - p))
 
 
+def splat_unsigned_distance(
+    origin: np.ndarray,
+    voxel_size: float,
+    radius: int,
+    shape: tuple[int, int, int],
+    points: np.ndarray,
+) -> np.ndarray:
+    """Distance (m) from each voxel of a ``shape`` grid (voxel (0, 0, 0) at ``origin`` m)
+    to the nearest of ``points (P, 3)`` m within ``radius`` voxels; ``inf`` elsewhere.
+    Returns ``shape`` float32."""
+    distance = wp.full(shape, value=np.inf, dtype=float, device=_DEVICE)
+    wp.launch(
+        _splat_unsigned_distance,
+        dim=len(points),
+        inputs=[
+            wp.vec3(*map(float, origin)),
+            float(voxel_size),
+            int(radius),
+            wp.array(np.asarray(points, np.float32), dtype=wp.vec3, device=_DEVICE),
+        ],
+        outputs=[distance],
+        device=_DEVICE,
+    )
+    return distance.numpy()
+
+
 @wp.kernel
-def normalize(
+def _normalize(
     # Data in:
     sdf_sum_in: wp.array3d[float],
     weight_in: wp.array3d[float],
@@ -207,3 +324,21 @@ def normalize(
         tsdf_out[i, j, k] = -1.0
     else:
         tsdf_out[i, j, k] = 1.0
+
+
+def normalize(sdf_sum: np.ndarray, weight: np.ndarray, interior: np.ndarray) -> np.ndarray:
+    """The fused TSDF ``sdf_sum / weight``, ``(nx, ny, nz)`` float32 in [-1, 1]; voxels
+    without weight read -1 where ``interior`` (bool) marks them, else 1."""
+    tsdf = wp.empty(weight.shape, dtype=float, device=_DEVICE)
+    wp.launch(
+        _normalize,
+        dim=weight.shape,
+        inputs=[
+            wp.array(sdf_sum, dtype=float, device=_DEVICE),
+            wp.array(weight, dtype=float, device=_DEVICE),
+            wp.array(interior, dtype=wp.bool, device=_DEVICE),
+        ],
+        outputs=[tsdf],
+        device=_DEVICE,
+    )
+    return tsdf.numpy()

@@ -16,7 +16,7 @@ interleaved hybridsim/raw so that load from other processes hits both alike; the
 counts. Clocks stop only after
 ``jax.block_until_ready``.
 
-Used by ``hybridsim bench`` and by ``benchmarks/throughput.py``.
+Used by ``hybridsim bench`` and by the benchmark scripts (through ``hybridsim.bench``).
 """
 
 from __future__ import annotations
@@ -337,7 +337,8 @@ def error_row(
 # ---------------------------------------------------------------------------- output
 
 
-def _fmt_rate(x: float | None) -> str:
+def format_rate(x: float | None) -> str:
+    """A rate (per second) for a table: ``1.23M``, ``45.6k``, ``7.8``; ``-`` when missing."""
     if x is None or not math.isfinite(x):
         return "-"
     if x >= 1e6:
@@ -374,8 +375,8 @@ def format_table(rows: Sequence[dict]) -> str:
                 str(r["backend"]),
                 str(r["batch_size"]),
                 str(r["steps"]),
-                _fmt_rate(r.get("hs_sps")),
-                _fmt_rate(r.get("raw_sps")),
+                format_rate(r.get("hs_sps")),
+                format_rate(r.get("raw_sps")),
                 f"{100 * r['overhead']:+.1f}%" if ok else "-",
                 f"{r['rtf']:,.1f}x" if ok else "-",
                 _fmt_seconds(r.get("hs_compile_seconds")),
@@ -439,15 +440,17 @@ def environment_meta() -> dict[str, Any]:
     return meta
 
 
-def _jsonable(x: Any) -> Any:
+def jsonable(x: Any) -> Any:
+    """``x`` as plain JSON values: dict keys as strings, tuples and arrays as lists, numpy
+    scalars as Python numbers, non-finite floats as ``None``, anything else as ``str``."""
     if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
+        return {str(k): jsonable(v) for k, v in x.items()}
     if isinstance(x, list | tuple):
-        return [_jsonable(v) for v in x]
+        return [jsonable(v) for v in x]
     if isinstance(x, np.generic):
         x = x.item()
     if isinstance(x, np.ndarray):
-        return _jsonable(x.tolist())
+        return jsonable(x.tolist())
     if isinstance(x, float) and not math.isfinite(x):
         return None
     if isinstance(x, str | int | float | bool) or x is None:
@@ -463,7 +466,7 @@ def write_json(path: str | os.PathLike, rows: Sequence[dict], meta: dict) -> Pat
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    doc = {"meta": _jsonable({**environment_meta(), **meta}), "rows": _jsonable(list(rows))}
+    doc = {"meta": jsonable({**environment_meta(), **meta}), "rows": jsonable(list(rows))}
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w") as f:

@@ -23,7 +23,13 @@ TRAJECTORY_KEYS = ("qpos", "qvel", "ctrl", "control_dt")
 
 @contextmanager
 def atomic_path(path: str | Path, suffix: str = ""):
-    """Yields a temporary path next to ``path``; renames it onto ``path`` on success."""
+    """Yields a temporary path next to ``path``; renames it onto ``path`` on success.
+
+    A reader never sees a half-written file, and a failed write leaves ``path`` as it was::
+
+        with hybridsim.atomic_path("out/result.json", suffix=".json") as tmp:
+            tmp.write_text(text)
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)

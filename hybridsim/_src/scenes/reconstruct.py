@@ -243,14 +243,13 @@ def _extract(tsdf: np.ndarray, seen: np.ndarray, lower: np.ndarray, voxel_size: 
     return mesh
 
 
-def _launch_setup() -> Any:
-    import warp as wp
-
+def _tsdf_kernels() -> Any:
+    """The Warp kernels and their launchers (``hybridsim.kernels.tsdf``), Warp quieted."""
     from hybridsim._src.progress import quiet_warp
+    from hybridsim.kernels import tsdf
 
     quiet_warp()
-    wp.init()
-    return wp
+    return tsdf
 
 
 def fuse_depth(
@@ -266,17 +265,9 @@ def fuse_depth(
     k)``. A voxel is observed when a view saw it (in front of, near, or hidden behind a
     surface); unobserved voxels read 1 and add no surface.
     """
-    from hybridsim.kernels import tsdf as k
-
     voxel_size, trunc = _check_scalars(voxel_size, truncation)
-    wp = _launch_setup()
-    n, h, w = capture.depth.shape
-    depth = wp.array(capture.depth, dtype=float, device="cpu")
-    intr = wp.array(capture.intrinsics, dtype=wp.mat33, device="cpu")
-    poses = wp.array(capture.poses, dtype=wp.mat44, device="cpu")
-    pts = wp.empty((n, h, w), dtype=wp.vec3, device="cpu")
-    wp.launch(k.backproject, dim=(n, h, w), inputs=[depth, intr, poses], outputs=[pts])
-    points = pts.numpy().reshape(-1, 3)
+    k = _tsdf_kernels()
+    points = k.backproject(capture.depth, capture.intrinsics, capture.poses).reshape(-1, 3)
     points = points[np.isfinite(points).all(axis=1)]
     if len(points) == 0:
         raise ReconstructionError(
@@ -285,35 +276,14 @@ def fuse_depth(
     lower, upper = _bounds(bounds, points, 2 * trunc)
     shape = _grid(lower, upper, voxel_size)
     w2c = np.linalg.inv(capture.poses.astype(np.float64)).astype(np.float32)
-    sdf_sum = wp.zeros(shape, dtype=float, device="cpu")
-    weight = wp.zeros(shape, dtype=float, device="cpu")
-    occluded = wp.zeros(shape, dtype=float, device="cpu")
-    blank = wp.zeros(shape, dtype=float, device="cpu")
-    wp.launch(
-        k.integrate_depth,
-        dim=(n, *shape),
-        inputs=[
-            wp.vec3(*map(float, lower)),
-            voxel_size,
-            trunc,
-            depth,
-            intr,
-            wp.array(w2c, dtype=wp.mat44, device="cpu"),
-        ],
-        outputs=[sdf_sum, weight, occluded, blank],
+    sdf_sum, weight, occluded, blank = k.integrate_depth(
+        lower, voxel_size, trunc, shape, capture.depth, capture.intrinsics, w2c
     )
     # Inside a closed object: most views that had the voxel in their image saw it hidden
     # (the others hit an invalid pixel: sensor dropouts must not open holes).
-    seen = weight.numpy() > 0
-    interior = ~seen & (occluded.numpy() > blank.numpy())
-    tsdf = wp.empty(shape, dtype=float, device="cpu")
-    wp.launch(
-        k.normalize,
-        dim=shape,
-        inputs=[sdf_sum, weight, wp.array(interior, dtype=wp.bool, device="cpu")],
-        outputs=[tsdf],
-    )
-    return tsdf.numpy(), seen | interior, lower
+    seen = weight > 0
+    interior = ~seen & (occluded > blank)
+    return k.normalize(sdf_sum, weight, interior), seen | interior, lower
 
 
 def reconstruct_from_depth(
@@ -391,8 +361,6 @@ def reconstruct_from_points(
     Returns:
       ``trimesh.Trimesh`` (m), outward normals.
     """
-    from hybridsim.kernels import tsdf as k
-
     voxel_size, trunc = _check_scalars(voxel_size, truncation)
     pts = np.asarray(points, dtype=np.float64)
     if pts.ndim != 2 or pts.shape[1] != 3:
@@ -416,27 +384,10 @@ def reconstruct_from_points(
         raise ShapeError(f"radius must be a positive number of voxels, got {radius!r}")
     lower, upper = _bounds(bounds, pts, (radius + 1) * voxel_size)
     shape = _grid(lower, upper, voxel_size)
-    wp = _launch_setup()
-    sdf_sum = wp.zeros(shape, dtype=float, device="cpu")
-    weight = wp.zeros(shape, dtype=float, device="cpu")
-    wp.launch(
-        k.splat_oriented_points,
-        dim=len(pts),
-        inputs=[
-            wp.vec3(*map(float, lower)),
-            voxel_size,
-            trunc,
-            int(radius),
-            wp.array(pts.astype(np.float32), dtype=wp.vec3, device="cpu"),
-            wp.array(nrm.astype(np.float32), dtype=wp.vec3, device="cpu"),
-        ],
-        outputs=[sdf_sum, weight],
-    )
-    tsdf = wp.empty(shape, dtype=float, device="cpu")
-    seen = weight.numpy() > 0
-    nothing = wp.zeros(shape, dtype=wp.bool, device="cpu")
-    wp.launch(k.normalize, dim=shape, inputs=[sdf_sum, weight, nothing], outputs=[tsdf])
-    return _extract(tsdf.numpy(), seen, lower, voxel_size)
+    k = _tsdf_kernels()
+    sdf_sum, weight = k.splat_oriented_points(lower, voxel_size, trunc, radius, shape, pts, nrm)
+    tsdf = k.normalize(sdf_sum, weight, np.zeros(shape, dtype=bool))
+    return _extract(tsdf, weight > 0, lower, voxel_size)
 
 
 def unsigned_distance_grid(
@@ -455,8 +406,6 @@ def unsigned_distance_grid(
       ``(distance (nx, ny, nz) m, exact up to radius * voxel_size and inf beyond;
       origin (3,) m)``.
     """
-    from hybridsim.kernels import tsdf as k
-
     voxel_size, _ = _check_scalars(voxel_size, None)
     pts = np.asarray(points, dtype=np.float64)
     if pts.ndim != 2 or pts.shape[1] != 3 or len(pts) == 0:
@@ -466,20 +415,8 @@ def unsigned_distance_grid(
         raise ShapeError("points: every row is non-finite; nothing to measure distances to")
     lower, upper = _bounds(bounds, pts, (radius + 1) * voxel_size)
     shape = _grid(lower, upper, voxel_size)
-    wp = _launch_setup()
-    dist = wp.full(shape, value=np.inf, dtype=float, device="cpu")
-    wp.launch(
-        k.splat_unsigned_distance,
-        dim=len(pts),
-        inputs=[
-            wp.vec3(*map(float, lower)),
-            voxel_size,
-            int(radius) + 1,  # the cube around the point's nearest voxel holds the ball
-            wp.array(pts.astype(np.float32), dtype=wp.vec3, device="cpu"),
-        ],
-        outputs=[dist],
-    )
-    out = dist.numpy()
+    # radius + 1: the cube around the point's nearest voxel holds the ball.
+    out = _tsdf_kernels().splat_unsigned_distance(lower, voxel_size, radius + 1, shape, pts)
     out[out > radius * voxel_size] = np.inf
     return out, lower
 
