@@ -111,10 +111,7 @@ def fit(
     multi_step = config.multi_step_iters > 0 and config.horizon > 0
     unroll = phases.unroll_setup(scene, train, val, config, substeps) if multi_step else None
     if unroll is not None and unroll.skipped and config.sysid:
-        raise FitError(
-            f"cannot identify {list(config.sysid)} on scene {scene.name!r}: identification "
-            f"fits by gradient through MJX, which cannot run it ({unroll.skipped})"
-        )
+        raise FitError(f"cannot identify {list(config.sysid)}: {unroll.skipped}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     res = init_residual(scene, config.residual, episodes.control_dt)
@@ -139,10 +136,7 @@ def fit(
         state = training.next_phase(state, "multi_step")
         save(state)
     if unroll is not None and unroll.skipped:
-        note = (
-            f"multi-step phase skipped: MJX cannot run scene {scene.name!r} "
-            f"({unroll.skipped}); kept the one-step fit"
-        )
+        note = f"multi-step phase skipped: {unroll.skipped}; kept the one-step fit"
         say(note)
         log.append({"phase": "multi_step", "step": 0, "skipped": note})
     elif unroll is not None:

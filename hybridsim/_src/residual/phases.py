@@ -160,6 +160,7 @@ class Unroll:
     model: Any
     """A differentiable ``mjx`` SimModel of ``batch`` worlds, or None."""
     skipped: str | None
+    """Why MJX cannot run the scene: ``"MJX cannot run scene 'name' (reason)"``."""
     train: Windows
     val: Windows
     scales: losses.StateScales
@@ -185,7 +186,7 @@ def unroll_setup(
         model = sim.make_model(scene, nb, backend="mjx", substeps=substeps, differentiable=True)
         skipped = None
     except BackendError as e:
-        model, skipped = None, str(e)
+        model, skipped = None, f"MJX cannot run scene {scene.name!r} ({e})"
     return Unroll(model, skipped, wtr, wva, scales, nb)
 
 
