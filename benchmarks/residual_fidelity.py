@@ -26,13 +26,11 @@ Usage::
     python benchmarks/residual_fidelity.py --quick    # smoke run, about a minute
     python benchmarks/residual_fidelity.py --scenes arm2 --budgets 3 30 --methods physics force
 
-Cost notes (2-core CPU): every fit that runs the multi-step phase (``sysid`` always, the
-residual kinds when ``--multi-step-iters > 0``) compiles the MJX unroll afresh, 40-90 s
-here, because ``fit`` builds a new jitted closure per call with the data's normalisation
-baked in as constants, so neither JAX's in-memory nor its persistent cache is hit across
-budgets. The default therefore trains the residuals with the one-step phase only
-(``--multi-step-iters 0``) and gives ``sysid`` its own unrolled iterations. Such fits run
-in a child process with a timeout, so a stalled XLA execution costs one row, not the run.
+Cost notes (2-core CPU): every fit runs in this process. ``fit`` compiles its update steps
+once per shape, so fits of the same shapes (seeds, same-size budgets) compile nothing
+again; the multi-step phase compiles the MJX unroll once per batch of windows, 40-90 s
+here. The default trains the residuals with the one-step phase only
+(``--multi-step-iters 0``) and gives ``sysid`` its own unrolled iterations.
 """
 
 from __future__ import annotations
@@ -43,7 +41,6 @@ import json
 import math
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -97,8 +94,6 @@ OOD_RATIO_TARGET = 2.0  # hybrid OOD error <= 2x in-distribution
 THROUGHPUT_TARGET = 0.5  # hybrid >= 0.5x physics-only steps/s at B = 1024
 ADAPT_STEPS = 50  # recorded steps before a window that online mass adaptation reads
 MATCH_TOLERANCE = 0.10  # "the hybrid reaches its reference-budget level": within 10%
-
-_WORKER_FLAG = "--fit-worker"
 
 
 # ------------------------------------------------------------------------------------------
@@ -155,9 +150,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "(default 5; --quick 2)",
     )
     p.add_argument("--throughput-steps", type=int, help="control steps timed (default 20)")
-    p.add_argument(
-        "--fit-timeout", type=float, default=900.0, help="seconds per isolated (MJX) fit"
-    )
     p.add_argument("--out-dir", type=Path, default=DEFAULT_OUT_DIR)
     p.add_argument(
         "--quick",
@@ -231,22 +223,6 @@ def config_to_json(config) -> dict:
     return _jsonable(dataclasses.asdict(config))
 
 
-def config_from_json(d: dict):
-    from hybridsim import residual as R
-
-    rc = dict(d["residual"])
-    rc["hidden"] = tuple(rc["hidden"])
-    rc["dofs"] = tuple(rc.get("dofs", ()))
-    return R.FitConfig(**{**d, "residual": R.ResidualConfig(**rc), "sysid": tuple(d["sysid"])})
-
-
-def uses_mjx(config) -> bool:
-    """Whether ``fit`` will compile the unrolled multi-step program through MJX."""
-    if config.multi_step_iters <= 0 or config.horizon <= 0:
-        return False
-    return config.sysid_only or config.residual.kind != "neural" or bool(config.sysid)
-
-
 # ------------------------------------------------------------------------------------------
 # Helpers
 # ------------------------------------------------------------------------------------------
@@ -317,60 +293,17 @@ def _safe_eval(scene, episodes, horizon, residual=None, params=None) -> dict[str
 
 
 # ------------------------------------------------------------------------------------------
-# Fitting (in process, or in a child process with a timeout when MJX compiles)
+# Fitting
 # ------------------------------------------------------------------------------------------
 
 
-def fit_one(scene, episodes, config, out_dir: Path, timeout: float, say) -> tuple[Any, float]:
-    """``(Fitted, seconds)``; raises on failure or timeout."""
+def fit_one(scene, episodes, config, out_dir: Path) -> tuple[Any, float]:
+    """``(Fitted, seconds)``; raises on failure."""
     from hybridsim import residual as R
 
     t0 = time.perf_counter()
-    if not uses_mjx(config):
-        fitted = R.fit(scene, episodes, config, out_dir)
-        return fitted, time.perf_counter() - t0
-    out_dir.mkdir(parents=True, exist_ok=True)
-    data = out_dir / "train.npz"
-    np.savez(
-        data,
-        qpos=episodes.qpos,
-        qvel=episodes.qvel,
-        ctrl=episodes.ctrl,
-        control_dt=np.asarray(episodes.control_dt),
-    )
-    (out_dir / "config.json").write_text(json.dumps(config_to_json(config)))
-    cmd = [sys.executable, str(Path(__file__).resolve()), _WORKER_FLAG, scene.name, str(out_dir)]
-    try:
-        proc = subprocess.run(cmd, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        raise RuntimeError(f"fit timed out after {timeout:.0f} s") from None
-    if proc.returncode != 0:
-        raise RuntimeError(f"fit process exited with {proc.returncode}")
-    fitted = R.load_fitted(out_dir / "fit", scene)
+    fitted = R.fit(scene, episodes, config, out_dir)
     return fitted, time.perf_counter() - t0
-
-
-def fit_worker(scene_name: str, out_dir: str) -> int:
-    import hybridsim as hs
-    from hybridsim import residual as R
-
-    hs.enable_compilation_cache()
-    out = Path(out_dir)
-    scene = hs.load_scene(scene_name)
-    with np.load(out / "train.npz") as z:
-        episodes = R.episodes_from({k: z[k] for k in z.files})
-    config = config_from_json(json.loads((out / "config.json").read_text()))
-    clock = Clock()
-    last = [0.0]
-
-    def say(msg: str) -> None:  # compile and the first/last lines only: keep logs short
-        now = time.perf_counter()
-        if "compiling" in msg or now - last[0] > 30:
-            last[0] = now
-            clock(f"    fit {scene_name}: {msg}")
-
-    R.fit(scene, episodes, config, out / "fit", progress=say)
-    return 0
 
 
 # ------------------------------------------------------------------------------------------
@@ -553,19 +486,10 @@ def run_scene(name: str, args, work: Path, say) -> dict[str, Any]:
             episodes = sets["train"].subset(np.arange(b))
             fit_dir = work / name / f"{method}_{b}"
             try:
-                fitted, secs = fit_one(scene, episodes, config, fit_dir, args.fit_timeout, say)
+                fitted, secs = fit_one(scene, episodes, config, fit_dir)
             except Exception as e:
                 res_m[str(b)] = {"error": repr(e)}
                 say(f"{name}: {method} on {b} traj FAILED: {e!r}")
-                continue
-            bad = [k for k, v in fitted.sysid.items() if not np.all(np.isfinite(v))]
-            if bad:  # fit() can return NaN parameters without raising
-                res_m[str(b)] = {
-                    "error": f"fit returned non-finite values for {bad}",
-                    "fit_seconds": secs,
-                    "log_tail": fitted.log[-3:],
-                }
-                say(f"{name}: {method} on {b} traj: non-finite fitted parameters {bad}")
                 continue
             residual = fitted.residual
             params = fitted.sysid or None
@@ -717,8 +641,6 @@ def seed_spread(scene, sets, args, ref, horizon, phys_rmse, first, work, say) ->
             sets["train"].subset(np.arange(ref)),
             config,
             work / scene.name / f"{HYBRID}_{ref}_seed{seed}",
-            args.fit_timeout,
-            say,
         )
         r = _safe_eval(scene, sets["test"], horizon, fitted.residual)
         gaps.append(1.0 - r["rollout_rmse"] / phys_rmse)
@@ -740,13 +662,13 @@ def qpos_labels(scene) -> list[str]:
     """One label per qpos entry: the joint's name, with ``[i]`` for multi-entry joints."""
     import mujoco
 
-    from hybridsim._src.residual.kinematics import joint_sizes
-
     m = scene.mj_model
+    # a joint's qpos entries run from its address to the next joint's (or to nq)
+    ends = [*m.jnt_qposadr[1:], m.nq]
     labels = []
     for j in range(m.njnt):
         name = mujoco.mj_id2name(m, mujoco.mjtObj.mjOBJ_JOINT, j) or f"joint{j}"
-        size = joint_sizes(int(m.jnt_type[j]))[0]
+        size = int(ends[j] - m.jnt_qposadr[j])
         labels += [name] if size == 1 else [f"{name}[{i}]" for i in range(size)]
     return labels
 
@@ -1127,8 +1049,6 @@ def plot(scenes: dict[str, dict], path: Path) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    if argv and argv[0] == _WORKER_FLAG:
-        return fit_worker(argv[1], argv[2])
     args = parse_args(argv)
     say = Clock()
     import hybridsim as hs

@@ -40,7 +40,11 @@ def _fit(args: argparse.Namespace) -> int:
     if config.sysid_only and not sysid:
         raise hs.ShapeError("--kind none fits physical parameters only: give --sysid FIELDS")
     fitted = fit(scene, episodes, config, args.out, progress=progress.say)
-    vals = [e["val"] for e in fitted.log if e["phase"] == fitted.log[-1]["phase"]]
+    for entry in fitted.log:
+        if "skipped" in entry:  # e.g. the multi-step phase on a scene MJX cannot run
+            print(entry["skipped"])
+    scored = [e for e in fitted.log if "val" in e]
+    vals = [e["val"] for e in scored if e["phase"] == scored[-1]["phase"]] if scored else []
     kept = min(vals, default=float("nan"))
     start = " (the starting point: training did not improve on it)" if vals[:1] == [kept] else ""
     print(

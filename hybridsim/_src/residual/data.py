@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
+import jax
+import jax.numpy as jnp
 import mujoco
 import numpy as np
 
+from hybridsim._src.dataclasses import pytree_dataclass
 from hybridsim._src.errors import DataFileError
 from hybridsim._src.residual.kinematics import differentiate_pos
 from hybridsim._src.scene import Scene
@@ -121,3 +125,51 @@ def targets(kind: str, scene: Scene, ep: Episodes, substeps: int, params=None) -
     # force: tau with M(q) (v1 - pv) = tau * control_dt, to first order
     mass = mass_matrices(scene, q0)
     return np.einsum("ntij,ntj->nti", mass, v1 - pv) / ep.control_dt
+
+
+@pytree_dataclass
+class Windows:
+    """W windows of h control steps cut from recorded episodes (float32 when batched)."""
+
+    qpos0: Any
+    """(W, nq) the recorded state each window starts from."""
+    qvel0: Any
+    """(W, nv)"""
+    history: Any
+    """(W, H, nq+nv+nu) the history at the start, most recent first."""
+    ctrl: Any
+    """(W, h, nu) recorded controls."""
+    qpos: Any
+    """(W, h, nq) recorded qpos after each control step (the targets)."""
+    qvel: Any
+    """(W, h, nv) recorded qvel after each control step."""
+
+    @property
+    def num(self) -> int:
+        return int(self.qpos0.shape[0])
+
+    def take(self, idx: np.ndarray) -> Windows:
+        """The windows ``idx`` as float32 device arrays: one batch."""
+        return jax.tree.map(lambda a: jnp.asarray(a[idx], jnp.float32), self)
+
+
+def cut_windows(ep: Episodes, horizon: int, history: int) -> Windows:
+    """Windows of ``horizon`` control steps starting every ``max(1, horizon // 2)`` steps
+    of every episode (numpy, float64)."""
+    h = horizon
+    if ep.steps < h:
+        raise DataFileError(f"episodes have {ep.steps} steps; the horizon needs {h}")
+    hist = histories(ep, history)
+    starts = np.arange(0, ep.steps - h + 1, max(1, h // 2))
+
+    def after(a):  # (N, T+1, D) -> (N * S, h, D): the h recorded steps after each start
+        return np.stack([a[:, s + 1 : s + h + 1] for s in starts], 1).reshape(-1, h, a.shape[2])
+
+    return Windows(
+        qpos0=ep.qpos[:, starts].reshape(-1, ep.qpos.shape[2]),
+        qvel0=ep.qvel[:, starts].reshape(-1, ep.qvel.shape[2]),
+        history=hist[:, starts].reshape(-1, *hist.shape[2:]),
+        ctrl=np.stack([ep.ctrl[:, s : s + h] for s in starts], 1).reshape(-1, h, ep.ctrl.shape[2]),
+        qpos=after(ep.qpos),
+        qvel=after(ep.qvel),
+    )
