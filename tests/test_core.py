@@ -66,7 +66,11 @@ def test_env_rollout_equals_the_hybrid_rollout(reach_run, backend):
     env's states; on ``c`` (float64 MuJoCo C) it agrees to float32 precision."""
     env, res, s0, ctrl, env_qpos = reach_run
     model = hs.make_model(env.scene, 1, backend=backend, substeps=env.config.substeps)
-    state = hs.init(model, qpos=np.asarray(s0.physics.qpos, np.float64))
+    state = hs.init(
+        model,
+        qpos=np.asarray(s0.physics.qpos, np.float64),
+        qvel=np.asarray(s0.physics.qvel, np.float64),
+    )
     out = residual.hybrid_rollout(model, res, state, ctrl)
     # Tolerance: mjx runs the same float32 program; c runs float64 physics and feeds the
     # network float64 states, so float32 rounding accumulates over 12 steps.
@@ -89,7 +93,11 @@ def test_physics_env_equals_rollout_on_mjx_and_c():
     ctrl = np.asarray(jax.vmap(env._action_to_ctrl)(actions), np.float64)[None]
     for backend, atol in (("mjx", 1e-5), ("c", 1e-4)):
         model = hs.make_model(env.scene, 1, backend=backend, substeps=env.config.substeps)
-        state = hs.init(model, qpos=np.asarray(s0.physics.qpos, np.float64))
+        state = hs.init(
+            model,
+            qpos=np.asarray(s0.physics.qpos, np.float64),
+            qvel=np.asarray(s0.physics.qvel, np.float64),
+        )
         ref = hs.rollout(model, state, ctrl)
         np.testing.assert_allclose(
             np.asarray(traj.physics.qpos), np.asarray(ref.qpos[0, 1:]), atol=atol
