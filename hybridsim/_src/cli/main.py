@@ -49,8 +49,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     scene = model.scene
     ctrl = _smooth_random_ctrl(scene, args.batch, args.steps, args.seed)
     state = hs.init(model)
+    # A JAX backend compiles one program per rollout length: warm up with the full length.
+    warmup = ctrl[:, :2] if model.backend == "c" else ctrl
     with progress.phase(f"warm-up on backend {model.backend!r} (compiles JAX backends once)"):
-        hs.rollout(model, state, ctrl[:, :2])
+        hs.rollout(model, state, warmup)
     with progress.phase(f"rolling out {args.batch} worlds x {args.steps} control steps"):
         t0 = time.perf_counter()
         traj = hs.rollout(model, state, ctrl)
