@@ -13,7 +13,10 @@ import shutil
 import subprocess
 import sys
 
-FIX = "run `make demo`, which installs it, or `pip install 'hybridsim[gpu]'`"
+FIX = (
+    "run `make demo`, which installs it, or `pip install 'hybridsim[gpu]'` "
+    "('hybridsim[gpu-cuda12]' for a driver older than CUDA 13)"
+)
 
 
 def nvidia_gpu_present() -> bool:
