@@ -1,34 +1,56 @@
 # Two commands do everything from nothing: `make demo` and `make test`.
+#   make demo: a venv with hybridsim and its core dependencies only, plus JAX's CUDA plugin
+#              when `nvidia-smi -L` lists a GPU (extra `gpu`, CUDA 13; `gpu-cuda12` when the
+#              driver only supports CUDA 12); then `hybridsim demo` (backend auto: warp on a
+#              GPU, MuJoCo C on a CPU).
+#   make test: the same install plus the `test` extra (pytest, ruff, Gymnasium, PettingZoo,
+#              SB3 with torch's CPU build, Brax, Playground); then lint and the test suite.
+# Each install step leaves a stamp in the venv, so a rerun installs nothing.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.hybridsim-installed
+PIP := $(BIN)/python -m pip
+DEMO_STAMP := $(VENV)/.hybridsim-demo
+TEST_STAMP := $(VENV)/.hybridsim-test
 
 .PHONY: demo test lint format bench install clean
 
-$(STAMP): pyproject.toml
+$(DEMO_STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e ".[test]"
-	touch $(STAMP)
+	$(PIP) install -q --upgrade pip
+	@extra=""; \
+	if nvidia-smi -L 2>/dev/null | grep -q '^GPU'; then \
+	  cuda=$$(nvidia-smi 2>/dev/null | sed -n 's/.*CUDA Version: *\([0-9][0-9]*\).*/\1/p' | head -n 1); \
+	  if [ -n "$$cuda" ] && [ "$$cuda" -lt 13 ]; then extra="[gpu-cuda12]"; else extra="[gpu]"; fi; \
+	  echo "NVIDIA GPU found (driver CUDA $${cuda:-unknown}): installing hybridsim$$extra with JAX's CUDA plugin"; \
+	else \
+	  echo "no NVIDIA GPU (nvidia-smi -L lists none): installing hybridsim for the CPU"; \
+	fi; \
+	echo "$(PIP) install -q -e .$$extra"; \
+	$(PIP) install -q -e ".$$extra"
+	touch $@
 
-install: $(STAMP)
+$(TEST_STAMP): $(DEMO_STAMP)
+	$(PIP) install -q -e ".[test]"
+	touch $@
 
-demo: $(STAMP)
+install: $(DEMO_STAMP)
+
+demo: $(DEMO_STAMP)
 	$(BIN)/hybridsim demo
 
-lint: $(STAMP)
+lint: $(TEST_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-format: $(STAMP)
+format: $(TEST_STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
 test: lint
 	JAX_PLATFORMS=cpu $(BIN)/pytest -n 2 --dist loadgroup -q tests
 
-bench: $(STAMP)
+bench: $(DEMO_STAMP)
 	JAX_PLATFORMS=cpu $(BIN)/python benchmarks/throughput.py
 	JAX_PLATFORMS=cpu $(BIN)/python benchmarks/compile_time.py
 

@@ -196,3 +196,12 @@ def test_demo_runs_and_writes_a_picture(tmp_path):
     assert "physics qpos RMSE" in res.stdout and "gap closure" in res.stdout
     assert (tmp_path / "demo" / "residual_error.png").read_bytes().startswith(b"\x89PNG")
     assert (tmp_path / "demo" / "residual" / "meta.json").is_file()
+
+
+def test_demo_no_render_writes_no_picture(tmp_path, capsys):
+    # Where warp-lang is missing (benchmarks/gpu_check.sh on a machine it cannot be carried to).
+    args = ["demo", "--backend", "c", "--batch", "2", "--steps", "5", "--no-residual"]
+    assert main([*args, "--no-render", "--out", str(tmp_path / "demo")]) == 0
+    assert "no picture: --no-render" in capsys.readouterr().out
+    assert (tmp_path / "demo" / "rollout.npz").is_file()
+    assert not (tmp_path / "demo" / "rollout.png").exists()

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from hybridsim._src.errors import HybridsimError
+from hybridsim._src.gpu import warn_if_gpu_unused
 
 DEFAULT_SCENE = "tabletop"
 
@@ -40,14 +41,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     progress = Progress()
     hs.enable_compilation_cache()
+    if args.backend != "c":
+        warn_if_gpu_unused()
     out = Path(args.out)
     with progress.phase(f"loading scene {args.scene!r}"):
         model = hs.make_model(args.scene, args.batch, backend=args.backend, substeps=args.substeps)
     scene = model.scene
     ctrl = _smooth_random_ctrl(scene, args.batch, args.steps, args.seed)
     state = hs.init(model)
+    # A JAX backend compiles one program per rollout length: warm up with the full length.
+    warmup = ctrl[:, :2] if model.backend == "c" else ctrl
     with progress.phase(f"warm-up on backend {model.backend!r} (compiles JAX backends once)"):
-        hs.rollout(model, state, ctrl[:, :2])
+        hs.rollout(model, state, warmup)
     with progress.phase(f"rolling out {args.batch} worlds x {args.steps} control steps"):
         t0 = time.perf_counter()
         traj = hs.rollout(model, state, ctrl)
@@ -57,10 +62,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     sim_seconds = args.batch * args.steps * model.control_dt
     sps, rtf = physics_steps / wall, sim_seconds / wall
     traj_path = hs.save_trajectory(out / "rollout.npz", traj)
-    with progress.phase("rendering world 0 with MuJoCo Warp's batch renderer"):
-        idx = np.linspace(0, args.steps, 8).round().astype(int)
-        frames = render_frames(scene, qpos[0, idx], width=args.width, height=args.height)
-        picture = write_png(out / "rollout.png", tile(frames, 4))
+    picture = None
+    if not args.no_render:
+        with progress.phase("rendering world 0 with MuJoCo Warp's batch renderer"):
+            idx = np.linspace(0, args.steps, 8).round().astype(int)
+            frames = render_frames(scene, qpos[0, idx], width=args.width, height=args.height)
+            picture = write_png(out / "rollout.png", tile(frames, 4))
     flagged = int(np.count_nonzero(np.asarray(traj.status)))
     print(
         f"scene {scene.name}: nq={scene.nq} nv={scene.nv} nu={scene.nu} "
@@ -70,7 +77,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
         f"backend {traj.backend}: {args.batch} worlds x {args.steps} control steps in {wall:.3f} s"
     )
     print(f"  {sps:,.0f} physics steps/s, real-time factor {rtf:,.0f}x, {flagged} world(s) flagged")
-    print(f"wrote {traj_path} and {picture} (8 frames of world 0)")
+    if picture is None:
+        print(f"wrote {traj_path} (no picture: --no-render)")
+    else:
+        print(f"wrote {traj_path} and {picture} (8 frames of world 0)")
     if not args.no_residual:
         _demo_residual(args, out, progress)
     print(f"output folder: {out.resolve()}")
@@ -130,6 +140,8 @@ def cmd_rollout(args: argparse.Namespace) -> int:
 
     progress = Progress(not args.quiet)
     hs.enable_compilation_cache()
+    if args.backend != "c":
+        warn_if_gpu_unused()
     scene = hs.load_scene(args.scene)
     ctrl = load_array(args.ctrl, "controls")
     if ctrl.ndim != 3 or ctrl.shape[2] != scene.nu:
@@ -257,6 +269,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--residual-scene", default="arm2", help="scene of the residual part (default arm2)"
     )
     p.add_argument("--no-residual", action="store_true", help="skip the reality + residual part")
+    p.add_argument(
+        "--no-render",
+        action="store_true",
+        help="skip the picture (it needs warp-lang, which MuJoCo Warp's renderer runs on)",
+    )
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser(
