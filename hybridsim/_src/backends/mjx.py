@@ -17,6 +17,7 @@ import mujoco
 from mujoco import mjx
 
 from hybridsim._src.errors import BackendError
+from hybridsim._src.program_cache import cached_jit
 from hybridsim._src.types import Status
 
 
@@ -151,8 +152,8 @@ def _world_rollout(
     return ys, status, hook_carry
 
 
-@functools.partial(
-    jax.jit, static_argnames=("mj_model_key", "impl", "substeps", "max_qvel", "hook")
+@cached_jit(
+    name="mjx_rollout", static_argnames=("mj_model_key", "impl", "substeps", "max_qvel", "hook")
 )
 def _batched(
     mx,
