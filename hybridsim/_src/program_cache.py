@@ -18,9 +18,9 @@ How a call runs (``CachedJit.__call__``):
    function (e.g. FFI custom calls). Each reason but the cache being off (the default
    until ``hs.enable_compilation_cache()``) prints one line, once per program and reason.
 3. Otherwise the program of these static values and input shapes is taken from the
-   in-process memo, or else from ``<compilation cache dir>/exported/<name>-<key>.bin``,
-   or else exported and written there (atomically). A file that does not load is deleted
-   and replaced.
+   in-process memo, or else from ``$HYBRIDSIM_CACHE_DIR/exported/<name>-<key>.bin``
+   (``export_dir()``), or else exported and written there (atomically). A file that does
+   not load is deleted and replaced.
 
 The exported function takes and returns flat lists of leaves; the input tree is rebuilt
 inside it, the output tree is pickled beside the serialized program. The key hashes:
@@ -53,6 +53,7 @@ import mujoco
 import numpy as np
 
 from hybridsim._src.io import atomic_path
+from hybridsim._src.jax_cache import default_cache_dir
 
 ENV_SWITCH = "HYBRIDSIM_EXPORT"
 """Set to ``0`` to run every ``cached_jit`` program through plain ``jax.jit``."""
@@ -125,11 +126,12 @@ class CachedJit:
         if os.environ.get(ENV_SWITCH, "1") == "0":
             self._say_once(f"{ENV_SWITCH}=0")
             return self._jit(args, kwargs, static)
-        signature = (static, in_tree, tuple(_leaf_spec(x) for x in leaves))
+        folder = export_dir()
+        signature = (folder, static, in_tree, tuple(_leaf_spec(x) for x in leaves))
         program = self._programs.get(signature)
         if program is None:
             try:
-                program = self._load_or_export(static, in_tree, signature[2])
+                program = self._load_or_export(folder, static, in_tree, signature[-1])
             except _NoExport as why:
                 program = str(why)
                 if why.say:
@@ -148,8 +150,9 @@ class CachedJit:
             self._said.add(reason)
             print(f"[hybridsim] {self.name}: plain jax.jit, {reason}", file=sys.stderr)
 
-    def _load_or_export(self, static: tuple, in_tree: Any, specs: tuple) -> _Program:
-        folder = export_dir()
+    def _load_or_export(
+        self, folder: Path | None, static: tuple, in_tree: Any, specs: tuple
+    ) -> _Program:
         if folder is None:
             raise _NoExport("the persistent compilation cache is off", say=False)
         key = self._key(static, in_tree, specs)
@@ -172,7 +175,8 @@ class CachedJit:
         try:
             h.update(pickle.dumps(in_tree, protocol=5))
         except Exception as e:
-            raise _NoExport(f"the input treedef does not pickle ({type(e).__name__}: {e})")
+            why = f"the input treedef does not pickle ({type(e).__name__}: {e})"
+            raise _NoExport(why) from None
         h.update(repr(specs).encode())
         return h.hexdigest()
 
@@ -239,9 +243,12 @@ def cached_jit(
 
 
 def export_dir() -> Path | None:
-    """``<persistent compilation cache dir>/exported``, or None while that cache is off."""
-    cache = jax.config.jax_compilation_cache_dir
-    return Path(cache) / "exported" if cache else None
+    """``$HYBRIDSIM_CACHE_DIR/exported`` (default ``~/.cache/hybridsim/exported``), or
+    None while JAX's persistent compilation cache is off: a stored program saves the
+    tracing, the compilation cache the XLA compile; one is little use without the other."""
+    if not jax.config.jax_compilation_cache_dir:
+        return None
+    return default_cache_dir() / "exported"
 
 
 def _leaf_spec(x: Any) -> tuple:
