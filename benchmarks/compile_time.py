@@ -1,29 +1,39 @@
-"""First-call compile time of an ``mjx`` rollout, cold and warm, for every bundled scene.
+"""Cold compile and warm start of an ``mjx`` rollout, for every bundled scene.
 
-For each scene the measurement runs in a fresh subprocess twice, both pointing JAX's
-persistent compilation cache (``hs.enable_compilation_cache``) at the same new, empty
-folder:
+Each measurement is a fresh subprocess that calls ``hs.enable_compilation_cache()`` with
+``$HYBRIDSIM_CACHE_DIR`` set to a per-scene, per-mode folder that starts empty. Per
+scene and mode, two processes run one after the other on the same folder:
 
-- cold: the first process compiles from scratch and fills the cache;
-- warm: the second process traces again but loads the XLA executable from the cache.
+- cold: the first process traces, compiles and fills the folder (XLA executables in
+  ``jax/``, exported programs in ``exported/``);
+- warm: a second process, same program on the same shapes, same folder.
 
-Each process reports the wall time of its first ``hs.rollout`` call (trace + compile or
-cache load + one run, blocked on the result), of a second call (run only), and their
-difference, the compile time. Targets: cold < 20 s on ``arm2`` and ``pusher``; warm < 2 s.
+Modes: ``export`` (the default: the rollout's traced program is stored with
+``jax.export`` and a warm process loads it without tracing) and ``jit``
+(``HYBRIDSIM_EXPORT=0``: plain ``jax.jit``, a warm process traces MJX again and only the
+XLA compile comes from the cache).
+
+Each process reports ``start_seconds``, the wall time from ``hs.make_model`` returning
+to the first rollout's result being ready (``hs.init``, the controls, ``hs.rollout``,
+``jax.block_until_ready``), and ``run_seconds``, the same rollout called again (run
+only). Their difference is the compile (cold) or load (warm) time. Targets: warm start
+< 1 s with export on every scene; cold compile < 20 s on ``arm2`` and ``pusher``.
 
 Usage::
 
-    python benchmarks/compile_time.py                       # all bundled scenes
+    JAX_PLATFORMS=cpu python benchmarks/compile_time.py        # all bundled scenes
     python benchmarks/compile_time.py --scenes arm2 pusher --out /tmp/compile.json
 
-A scene whose process exceeds ``--timeout`` seconds is recorded with ``"error"``.
+A process that exceeds ``--timeout`` seconds is recorded with ``"error"``.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
+import platform
 import subprocess
 import sys
 import tempfile
@@ -31,77 +41,67 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-DEFAULT_OUT = HERE / "results" / "compile_cpu.json"
+DEFAULT_OUT = HERE / "results" / "compile_time.json"
 COLD_TARGET_S = 20.0
 COLD_TARGET_SCENES = ("arm2", "pusher")
-WARM_TARGET_S = 2.0
+WARM_TARGET_S = 1.0
+MODES = ("export", "jit")
 _MARK = "COMPILE_TIME_RESULT "
 
 
-def child(scene: str, cache_dir: str, batch_size: int, steps: int, backend: str) -> None:
+def child(scene: str, batch_size: int, steps: int, backend: str) -> None:
     """Runs in the subprocess: prints one JSON line with the timings."""
     import jax
     import numpy as np
 
     import hybridsim as hs
-    from hybridsim._src.bench import random_controls
 
-    hs.enable_compilation_cache(cache_dir)
+    hs.enable_compilation_cache()
+    t0 = time.perf_counter()
     model = hs.make_model(scene, batch_size=batch_size, backend=backend)
+    made = time.perf_counter()
     state = hs.init(model)
-    ctrl = random_controls(model.scene, batch_size, steps, seed=0)
-    t0 = time.perf_counter()
-    traj = jax.block_until_ready(hs.rollout(model, state, ctrl))
-    first = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    jax.block_until_ready(hs.rollout(model, state, ctrl))
-    second = time.perf_counter() - t0
-    files = sum(1 for p in Path(cache_dir).rglob("*") if p.is_file())
-    print(
-        _MARK
-        + json.dumps(
-            {
-                "first_call_seconds": first,
-                "run_seconds": second,
-                "compile_seconds": max(first - second, 0.0),
-                "cache_files": files,
-                "flagged_worlds": int(np.count_nonzero(np.asarray(traj.status))),
-                "jax_devices": [str(d) for d in jax.devices()],
-            }
-        ),
-        flush=True,
+    low, high = model.scene.ctrl_range()
+    rng = np.random.default_rng(0)
+    ctrl = rng.uniform(
+        np.where(np.isfinite(low), low, -1.0),
+        np.where(np.isfinite(high), high, 1.0),
+        size=(batch_size, steps, model.scene.nu),
     )
+    traj = jax.block_until_ready(hs.rollout(model, state, ctrl))
+    started = time.perf_counter()
+    jax.block_until_ready(hs.rollout(model, state, ctrl))
+    run = time.perf_counter() - started
+    start = started - made
+    cache = Path(os.environ["HYBRIDSIM_CACHE_DIR"])
+    out = {
+        "make_model_seconds": made - t0,
+        "start_seconds": start,
+        "run_seconds": run,
+        "compile_seconds": max(start - run, 0.0),
+        "exported_files": sum(1 for _ in cache.glob("exported/*.bin")),
+        "flagged_worlds": int(np.count_nonzero(np.asarray(traj.status))),
+        "jax_devices": [str(d) for d in jax.devices()],
+    }
+    print(_MARK + json.dumps(out), flush=True)
 
 
-def _run_child(scene: str, cache_dir: str, args: argparse.Namespace) -> dict:
-    cmd = [
-        sys.executable,
-        os.path.abspath(__file__),
-        "--child",
-        scene,
-        "--cache-dir",
-        cache_dir,
-        "--batch-size",
-        str(args.batch_size),
-        "--steps",
-        str(args.steps),
-        "--backend",
-        args.backend,
-    ]
+def _run_child(scene: str, cache_dir: str, mode: str, args: argparse.Namespace) -> dict:
+    cmd = [sys.executable, os.path.abspath(__file__), "--child", scene]
+    cmd += ["--batch-size", str(args.batch_size), "--steps", str(args.steps)]
+    cmd += ["--backend", args.backend]
+    env = {**os.environ, "HYBRIDSIM_CACHE_DIR": cache_dir, "HYBRIDSIM_EXPORT": "1"}
+    if mode == "jit":
+        env["HYBRIDSIM_EXPORT"] = "0"
     t0 = time.perf_counter()
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout)
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout, env=env)
     except subprocess.TimeoutExpired:
-        return {
-            "error": f"timed out after {args.timeout:.0f} s",
-            "process_seconds": time.perf_counter() - t0,
-        }
+        return {"error": f"timed out after {args.timeout:.0f} s"}
     wall = time.perf_counter() - t0
     for line in proc.stdout.splitlines():
         if line.startswith(_MARK):
-            out = json.loads(line[len(_MARK) :])
-            out["process_seconds"] = wall
-            return out
+            return {**json.loads(line[len(_MARK) :]), "process_seconds": wall}
     tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
     return {"error": f"exit {proc.returncode}: " + " | ".join(tail), "process_seconds": wall}
 
@@ -110,36 +110,44 @@ def _fmt(x: float | None) -> str:
     return "-" if x is None else f"{x:.2f}"
 
 
+def _table(headers: tuple[str, ...], body: list[tuple[str, ...]]) -> str:
+    widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(headers)]
+
+    def line(cells):
+        return "  ".join(
+            c.ljust(w) if i in (0, len(cells) - 1) else c.rjust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        ).rstrip()
+
+    return "\n".join([line(headers), "  ".join("-" * w for w in widths), *map(line, body)])
+
+
 def format_table(rows: list[dict]) -> str:
     headers = (
         "scene",
-        "cold first call s",
         "cold compile s",
-        "warm first call s",
-        "warm compile s",
+        "warm start s",
+        "warm start s (no export)",
+        "cold compile s (no export)",
         "run s",
         "note",
     )
     body = []
     for r in rows:
-        cold, warm = r["cold"], r["warm"]
-        note = "; ".join(
-            f"{k}: {v['error']}" for k, v in (("cold", cold), ("warm", warm)) if "error" in v
-        )
+        runs = {k: r[k] for k in ("cold_export", "warm_export", "cold_jit", "warm_jit")}
+        note = "; ".join(f"{k}: {v['error']}" for k, v in runs.items() if "error" in v)
         body.append(
             (
                 r["scene"],
-                _fmt(cold.get("first_call_seconds")),
-                _fmt(cold.get("compile_seconds")),
-                _fmt(warm.get("first_call_seconds")),
-                _fmt(warm.get("compile_seconds")),
-                _fmt(warm.get("run_seconds", cold.get("run_seconds"))),
+                _fmt(runs["cold_export"].get("compile_seconds")),
+                _fmt(runs["warm_export"].get("start_seconds")),
+                _fmt(runs["warm_jit"].get("start_seconds")),
+                _fmt(runs["cold_jit"].get("compile_seconds")),
+                _fmt(runs["warm_export"].get("run_seconds")),
                 note,
             )
         )
-    from hybridsim._src import bench
-
-    return bench.aligned_table(headers, body, left={0, 6})
+    return _table(headers, body)
 
 
 def evaluate_targets(rows: list[dict]) -> list[tuple[str, bool | None, str]]:
@@ -147,30 +155,41 @@ def evaluate_targets(rows: list[dict]) -> list[tuple[str, bool | None, str]]:
     by_scene = {r["scene"]: r for r in rows}
     for scene in COLD_TARGET_SCENES:
         name = f"cold compile < {COLD_TARGET_S:.0f} s on {scene}"
-        r = by_scene.get(scene)
-        if r is None or "compile_seconds" not in r["cold"]:
-            results.append((name, None, "not measured" if r is None else r["cold"]["error"]))
-            continue
-        c = r["cold"]
-        results.append(
-            (
-                name,
-                c["compile_seconds"] < COLD_TARGET_S,
-                f"{c['compile_seconds']:.2f} s (first call {c['first_call_seconds']:.2f} s)",
-            )
-        )
-    measured = [r for r in rows if "compile_seconds" in r["warm"]]
-    name = f"warm compile < {WARM_TARGET_S:.0f} s (second process, same cache)"
-    if not measured:
-        results.append((name, None, "not measured"))
-    else:
-        ok = all(r["warm"]["compile_seconds"] < WARM_TARGET_S for r in measured)
-        missing = [r["scene"] for r in rows if r not in measured]
-        detail = ", ".join(f"{r['scene']}: {r['warm']['compile_seconds']:.2f} s" for r in measured)
-        if missing:
-            detail += f"; not measured: {', '.join(missing)}"
-        results.append((name, ok, detail))
+        cold = by_scene.get(scene, {}).get("cold_export", {"error": "not measured"})
+        if "compile_seconds" not in cold:
+            results.append((name, None, cold["error"]))
+        else:
+            results.append((name, cold["compile_seconds"] < COLD_TARGET_S, _fmt_s(cold)))
+    name = f"warm start < {WARM_TARGET_S:.0f} s (second process, same cache) on every scene"
+    measured = [r for r in rows if "start_seconds" in r["warm_export"]]
+    missing = [r["scene"] for r in rows if r not in measured]
+    detail = ", ".join(f"{r['scene']}: {r['warm_export']['start_seconds']:.2f} s" for r in measured)
+    if missing:
+        detail += f"; not measured: {', '.join(missing)}"
+    ok = all(r["warm_export"]["start_seconds"] < WARM_TARGET_S for r in measured)
+    results.append((name, (ok and not missing) if measured else None, detail))
     return results
+
+
+def _fmt_s(run: dict) -> str:
+    return f"{run['compile_seconds']:.2f} s (first call {run['start_seconds']:.2f} s)"
+
+
+def _meta() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    meta = {
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpu_count": os.cpu_count(),
+    }
+    for dist in ("jax", "jaxlib", "mujoco", "mujoco-mjx", "hybridsim"):
+        try:
+            meta[dist] = version(dist)
+        except PackageNotFoundError:
+            meta[dist] = None
+    return meta
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -182,52 +201,51 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timeout", type=float, default=300.0, help="seconds per process")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON output path")
     p.add_argument("--child", metavar="SCENE", help=argparse.SUPPRESS)
-    p.add_argument("--cache-dir", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child:
-        child(args.child, args.cache_dir, args.batch_size, args.steps, args.backend)
+        child(args.child, args.batch_size, args.steps, args.backend)
         return 0
 
     import hybridsim as hs
-    from hybridsim._src import bench
 
     scenes = args.scenes or hs.bundled_scenes()
     start = time.perf_counter()
     rows = []
     for scene in scenes:
-        with tempfile.TemporaryDirectory(prefix=f"hs-compile-{scene}-") as cache:
-            row = {
-                "scene": scene,
-                "backend": args.backend,
-                "batch_size": args.batch_size,
-                "control_steps": args.steps,
-            }
-            for phase in ("cold", "warm"):
-                print(
-                    f"[{time.perf_counter() - start:6.1f}s] {scene}: {phase} process",
-                    file=sys.stderr,
-                    flush=True,
-                )
-                row[phase] = _run_child(scene, cache, args)
-                if phase == "cold" and "error" in row["cold"]:
-                    row["warm"] = {"error": "skipped (cold run failed)"}
-                    break
+        row = {
+            "scene": scene,
+            "backend": args.backend,
+            "batch_size": args.batch_size,
+            "control_steps": args.steps,
+        }
+        for mode in MODES:
+            with tempfile.TemporaryDirectory(prefix=f"hs-compile-{scene}-{mode}-") as cache:
+                for phase in ("cold", "warm"):
+                    clock = time.perf_counter() - start
+                    print(f"[{clock:6.1f}s] {scene}: {phase}, {mode}", file=sys.stderr, flush=True)
+                    row[f"{phase}_{mode}"] = _run_child(scene, cache, mode, args)
+                    if "error" in row[f"cold_{mode}"]:
+                        row[f"warm_{mode}"] = {"error": "skipped (cold run failed)"}
+                        break
         rows.append(row)
     wall = time.perf_counter() - start
 
     print(format_table(rows))
     print()
     targets = evaluate_targets(rows)
-    bench.print_targets(targets)
+    for name, ok, detail in targets:
+        print(f"{'n/a ' if ok is None else ('PASS' if ok else 'FAIL')}  {name}: {detail}")
     print(f"\nwall time {wall:.1f} s")
     meta = {
+        **_meta(),
         "script": "benchmarks/compile_time.py",
         "argv": sys.argv[1:] if argv is None else list(argv),
         "wall_seconds": wall,
         "targets": [{"target": n, "passed": ok, "detail": d} for n, ok, d in targets],
     }
-    path = bench.write_json(args.out, rows, meta)
-    print(f"wrote {path}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
+    print(f"wrote {args.out}")
     return 0
 
 

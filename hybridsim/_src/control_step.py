@@ -57,7 +57,9 @@ class LearnedPart(abc.ABC):
 
     @abc.abstractmethod
     def after(self, params: Any, pending: Any, qpos: Any, qvel: Any) -> tuple[Any, Any]:
-        """After the physics: the corrected ``(qpos, qvel)``."""
+        """After the physics: the corrected ``(qpos, qvel)``. On ``c`` it is called with
+        NumPy float64 arrays (write it for either, as ``correct_state`` is), so that a
+        correction keeps MuJoCo C's precision."""
 
 
 @pytree_dataclass

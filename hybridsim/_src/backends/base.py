@@ -80,10 +80,10 @@ class RolloutOutput:
     """The ``Learned`` passed in, with ``carry`` as it stands after the last step."""
 
 
-def policy_controls(model: SimModel, policy: Policy, obs: Any) -> Any:
+def policy_controls(batch_size: int, nu: int, policy: Policy, obs: Any) -> Any:
     """``policy(obs)``, which must be ``(B, nu)`` (checked when traced, too)."""
     u = policy(obs)
-    want = (model.batch_size, model.scene.nu)
+    want = (batch_size, nu)
     if tuple(getattr(u, "shape", ())) != want:
         raise ShapeError(
             f"policy returned controls of shape {tuple(getattr(u, 'shape', ()))}; expected "

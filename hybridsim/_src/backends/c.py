@@ -260,7 +260,7 @@ def _stepped(model: SimModel, state: SimState, drive: Drive, learned: Learned | 
             u = np.asarray(drive.ctrl[:, t], np.float64)
         else:
             obs = Observation(x.qpos, x.qvel, x.time, x.sensordata)
-            u = np.asarray(policy_controls(model, drive.policy, obs), np.float64)
+            u = np.asarray(policy_controls(bsz, model.scene.nu, drive.policy, obs), np.float64)
         x, status, learned = control_step(physics, x, status, u, learned, model.max_qvel)
         for r, v in zip(rec, (x.qpos, x.qvel, x.act, x.time, x.sensordata), strict=True):
             r.append(v)
@@ -304,11 +304,6 @@ def _before(part, params, carry, qpos, qvel, ctrl):
     return part.before(params, carry, qpos, qvel, ctrl)
 
 
-@functools.partial(jax.jit, static_argnums=0)
-def _after(part, params, pending, qpos, qvel):
-    return part.after(params, pending, qpos, qvel)
-
-
 @dataclasses.dataclass(frozen=True)
 class OnNumpy(LearnedPart):
     """Runs a learned part as batched, jitted JAX between MuJoCo C calls, in NumPy."""
@@ -330,4 +325,5 @@ class OnNumpy(LearnedPart):
         return _np(_before(self.part, params, carry, qpos, qvel, ctrl))
 
     def after(self, params, pending, qpos, qvel):
-        return _np(_after(self.part, params, pending, qpos, qvel))
+        # Called with NumPy float64 arrays: a state correction keeps MuJoCo C's precision.
+        return _np(self.part.after(params, pending, qpos, qvel))

@@ -11,7 +11,6 @@ path and is not.
 from __future__ import annotations
 
 import copy
-import functools
 from typing import Any
 
 import jax
@@ -30,6 +29,7 @@ from hybridsim._src.backends.base import (
 from hybridsim._src.control_step import Learned, control_step
 from hybridsim._src.errors import BackendError, ShapeError
 from hybridsim._src.params import WorldParams, derived_fields
+from hybridsim._src.program_cache import cached_jit
 from hybridsim._src.types import Observation, SimState, Trajectory
 
 
@@ -168,35 +168,69 @@ def prepare(
 def rollout(
     model: SimModel, state: SimState, drive: Drive, learned: Learned | None, impl: str
 ) -> RolloutOutput:
-    """The batched rollout as one jitted program (see ``_program``)."""
-    return _program(model, state, drive, learned, impl=impl)
+    """The batched rollout as one compiled program (``_program``), stored on disk by
+    ``program_cache`` so that a second process skips tracing MJX."""
+    lparams = None if learned is None else learned.params
+    lcarry = None if learned is None else learned.carry
+    traj, lcarry = _program(
+        model.device_model,
+        model.params,
+        state,
+        drive.ctrl,
+        lparams,
+        lcarry,
+        scene=model.scene,
+        impl=impl,
+        substeps=model.substeps,
+        max_qvel=model.max_qvel,
+        backend=model.backend,
+        policy=drive.policy,
+        steps=drive.steps,
+        part=None if learned is None else learned.part,
+    )
+    return RolloutOutput(traj, None if learned is None else learned.replace(carry=lcarry))
 
 
-@functools.partial(jax.jit, static_argnames=("impl",))
+@cached_jit(
+    name="mjx_rollout",
+    static_argnames=("scene", "impl", "substeps", "max_qvel", "backend", "policy", "steps", "part"),
+)
 def _program(
-    model: SimModel, state: SimState, drive: Drive, learned: Learned | None, *, impl: str
-) -> RolloutOutput:
-    """``scan`` over control steps of ``vmap`` over worlds of ``world_control_step``."""
-    mj_model = model.scene.mj_model
-    fields = model.params
+    mx: Any,
+    fields: dict[str, jax.Array],
+    state: SimState,
+    ctrl: jax.Array | None,
+    lparams: Any,
+    lcarry: Any,
+    *,
+    scene: Any,
+    impl: str,
+    substeps: int,
+    max_qvel: float,
+    backend: str,
+    policy: Any,
+    steps: int,
+    part: Any,
+) -> tuple[Trajectory, Any]:
+    """``scan`` over control steps of ``vmap`` over worlds of ``world_control_step``;
+    returns the trajectory and the learned part's memory at the end."""
+    control_dt = substeps * scene.timestep
+    batch_size = state.qpos.shape[0]
 
     def start(f, qpos, qvel, act, time):
-        return make_world_data(
-            with_fields(model.device_model, f), mj_model, impl, qpos, qvel, act, time
-        )
+        return make_world_data(with_fields(mx, f), scene.mj_model, impl, qpos, qvel, act, time)
 
     def one_world(f, d, status, u, params, carry):
-        mx = with_fields(model.device_model, f)
-        lrn = None if learned is None else Learned(params, carry, learned.part)
+        lrn = None if part is None else Learned(params, carry, part)
         d, status, lrn = world_control_step(
-            mx,
+            with_fields(mx, f),
             d,
             status,
             u,
             lrn,
-            substeps=model.substeps,
-            max_qvel=model.max_qvel,
-            control_dt=model.control_dt,
+            substeps=substeps,
+            max_qvel=max_qvel,
+            control_dt=control_dt,
         )
         return d, status, (None if lrn is None else lrn.carry)
 
@@ -205,20 +239,19 @@ def _program(
         fields, state.qpos, state.qvel, state.act, state.time
     )
     step = jax.vmap(one_world, in_axes=(field_axes, 0, 0, 0, None, 0))
-    params = None if learned is None else learned.params
 
     def body(carry, u):
         d, status, lcarry = carry
-        if drive.policy is not None:
+        if policy is not None:
             obs = Observation(qpos=d.qpos, qvel=d.qvel, time=d.time, sensordata=d.sensordata)
-            u = policy_controls(model, drive.policy, obs)
-        d, status, lcarry = step(fields, d, status, u, params, lcarry)
-        u_out = u if drive.policy is not None else None
+            u = policy_controls(batch_size, scene.nu, policy, obs)
+        d, status, lcarry = step(fields, d, status, u, lparams, lcarry)
+        u_out = u if policy is not None else None
         return (d, status, lcarry), (d.qpos, d.qvel, d.act, d.time, d.sensordata, u_out)
 
-    xs = None if drive.ctrl is None else jnp.swapaxes(drive.ctrl, 0, 1)
-    init = (d0, state.status.astype(jnp.int32), None if learned is None else learned.carry)
-    (_, status, lcarry), ys = jax.lax.scan(body, init, xs, length=drive.steps)
+    xs = None if ctrl is None else jnp.swapaxes(ctrl, 0, 1)
+    init = (d0, state.status.astype(jnp.int32), lcarry)
+    (_, status, lcarry), ys = jax.lax.scan(body, init, xs, length=steps)
     q, v, a, t, s, u = jax.tree.map(lambda y: jnp.swapaxes(y, 0, 1), ys)
 
     def with_start(x0, xs):
@@ -232,12 +265,12 @@ def _program(
     traj = Trajectory(
         qpos=qpos,
         qvel=qvel,
-        ctrl=u if drive.ctrl is None else drive.ctrl,
+        ctrl=u if ctrl is None else ctrl,
         time=time,
         sensordata=s,
         status=status,
         final=final,
-        control_dt=model.control_dt,
-        backend=model.backend,
+        control_dt=control_dt,
+        backend=backend,
     )
-    return RolloutOutput(traj, None if learned is None else learned.replace(carry=lcarry))
+    return traj, lcarry

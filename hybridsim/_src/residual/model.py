@@ -221,9 +221,12 @@ def apply(res: Residual, x, precision: str = "float32"):
 
 
 def correct_state(res: Residual, qpos, qvel, out):
-    """Applies a state correction ``out = [dq, dv] (..., 2 nv)``."""
+    """Applies a state correction ``out = [dq, dv] (..., 2 nv)``; in NumPy (float64, as
+    on ``c``) when ``qpos`` is a NumPy array, else in JAX."""
     nv = res.dims.nv
-    return integrate_pos(jnp, res.dims.layout, qpos, out[..., :nv]), qvel + out[..., nv:]
+    xp = np if isinstance(qpos, np.ndarray) else jnp
+    out = xp.asarray(out, qpos.dtype)
+    return integrate_pos(xp, res.dims.layout, qpos, out[..., :nv]), qvel + out[..., nv:]
 
 
 @dataclasses.dataclass(frozen=True)
