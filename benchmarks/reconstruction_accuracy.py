@@ -26,7 +26,7 @@ import trimesh  # noqa: E402
 
 import hybridsim as hs  # noqa: E402
 from hybridsim import bench  # noqa: E402
-from hybridsim.scene import (  # noqa: E402
+from hybridsim.builder import (  # noqa: E402
     reconstruct_from_depth,
     reconstruct_from_points,
     render_depth,

@@ -1,9 +1,9 @@
-"""Fidelity of learned residual dynamics against a reality with unmodeled effects.
+"""Fidelity of learned residual dynamics against a synthetic reality with unmodeled effects.
 
-On each scene a "reality" (``hybridsim.reality``: the scene plus latency, backlash, Coulomb
-friction, drag, a friction field and heavier bodies, i.e. effects no single model parameter
-expresses) records training and test trajectories. Five models are scored on held-out
-episodes with ``hybridsim.residual.evaluate``:
+On each scene a synthetic reality (``hybridsim.synthetic_reality``: the scene plus latency,
+backlash, Coulomb friction, drag, a friction field and heavier bodies, i.e. effects no single
+model parameter expresses) records training and test trajectories. Five models are scored on
+held-out episodes with ``hybridsim.residual.evaluate``:
 
 - ``physics``: the nominal scene, nothing fitted;
 - ``sysid``: system identification of physical parameters (log-scale multipliers fitted
@@ -139,7 +139,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--history", type=int, default=4)
     p.add_argument("--lr", type=float, default=1e-3, help="learning rate of the residuals")
     p.add_argument("--seed", type=int, default=0, help="training seed (test: seed + 1000)")
-    p.add_argument("--effects", default="default", help="reality effects spec")
+    p.add_argument("--effects", default="default", help="synthetic reality effects spec")
     p.add_argument("--ref-budget", type=int, default=30, help="budget the targets refer to")
     p.add_argument("--curve-horizons", nargs="+", type=int, help="horizons of the plot")
     p.add_argument("--throughput-batch", type=int, default=1024)
@@ -313,11 +313,11 @@ def fit_one(scene, episodes, config, out_dir: Path) -> tuple[Any, float]:
 
 def record_sets(scene, args, say) -> dict[str, Any]:
     """Training, in-distribution test and the two out-of-distribution test sets."""
-    from hybridsim import reality
+    from hybridsim import synthetic_reality
 
     k = SCENES[scene.name]["substeps"]
-    effects = reality.parse_effects(args.effects)
-    base = reality.Behaviour()
+    effects = synthetic_reality.parse_effects(args.effects)
+    base = synthetic_reality.Behaviour()
     payload = dataclasses.replace(effects, mass_scale=1.5 * effects.mass_scale)
     action = dataclasses.replace(base, scale=1.5 * base.scale)
     test_seed = args.seed + 1000
@@ -331,7 +331,7 @@ def record_sets(scene, args, say) -> dict[str, Any]:
     sets, meta = {}, {}
     for name, (eff, beh, n, seed) in specs.items():
         t0 = time.perf_counter()
-        rec = reality.record(scene, eff, n, args.steps, seed, substeps=k, behaviour=beh)
+        rec = synthetic_reality.record(scene, eff, n, args.steps, seed, substeps=k, behaviour=beh)
         sets[name] = _episodes(rec)
         meta[name] = {
             "episodes": n,
@@ -360,13 +360,13 @@ def evaluate_model(scene, sets, horizons, residual=None, params=None) -> dict[st
 def measure_throughput(scene, residual, args, say) -> dict[str, Any]:
     """Control steps per second of ``hybrid_rollout`` and ``rollout`` on one c model."""
     import hybridsim as hs
-    from hybridsim import reality
     from hybridsim import residual as R
+    from hybridsim import synthetic_reality
 
     k = SCENES[scene.name]["substeps"]
     b, t = args.throughput_batch, args.throughput_steps
     model = hs.make_model(scene, b, backend="c", substeps=k)
-    ctrl = reality.behaviour_controls(scene, None, b, t, args.seed + 7, substeps=k)
+    ctrl = synthetic_reality.behaviour_controls(scene, None, b, t, args.seed + 7, substeps=k)
     state = hs.init(model)
 
     def physics():
@@ -689,10 +689,10 @@ def per_qpos_rmse(scene, test, horizon, models) -> dict[str, Any]:
 def effect_attribution(scene, effects, args, horizon) -> dict[str, float]:
     """Physics-only RMSE at ``horizon`` against realities with one effect each: what each
     unmodeled effect contributes to the gap (MuJoCo C only)."""
-    from hybridsim import reality
+    from hybridsim import synthetic_reality
 
     k = SCENES[scene.name]["substeps"]
-    neutral = reality.Effects()
+    neutral = synthetic_reality.Effects()
     auxiliary = ("coulomb_eps", "friction_wavenumber")  # settings of another effect
     active = [
         f.name
@@ -703,7 +703,9 @@ def effect_attribution(scene, effects, args, horizon) -> dict[str, float]:
     for name in active:
         others_off = {o: getattr(neutral, o) for o in active if o != name}
         only = dataclasses.replace(effects, **others_off)
-        rec = reality.record(scene, only, args.test_episodes, args.steps, args.seed + 1000, k)
+        rec = synthetic_reality.record(
+            scene, only, args.test_episodes, args.steps, args.seed + 1000, k
+        )
         out[name] = _safe_eval(scene, _episodes(rec), horizon)["rollout_rmse"]
     return out
 
@@ -712,12 +714,14 @@ def payload_floor(scene, effects, args, horizon, in_dist_rmse) -> dict[str, Any]
     """The payload error of a perfect non-adaptive model: physics that knows the training
     reality's masses exactly (``mass_scale``) against a reality whose only difference is
     the +50% payload. A hybrid fitted on one mass cannot do better without adapting."""
-    from hybridsim import reality
+    from hybridsim import synthetic_reality
 
     k = SCENES[scene.name]["substeps"]
     m = scene.mj_model
-    truth = reality.Effects(mass_scale=1.5 * effects.mass_scale)
-    rec = reality.record(scene, truth, args.test_episodes, args.steps, args.seed + 1000, k)
+    truth = synthetic_reality.Effects(mass_scale=1.5 * effects.mass_scale)
+    rec = synthetic_reality.record(
+        scene, truth, args.test_episodes, args.steps, args.seed + 1000, k
+    )
     known = {
         "body_mass": m.body_mass * effects.mass_scale,
         "body_inertia": m.body_inertia * effects.mass_scale,

@@ -24,7 +24,7 @@ import mujoco
 import numpy as np
 
 import hybridsim as hs
-from hybridsim import scene as sc
+from hybridsim import builder
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -33,14 +33,16 @@ def scenes() -> dict:
     out = {name: (lambda n=name: hs.load_scene(n), False) for name in hs.bundled_scenes()}
     for s, n in ((0, 2), (1, 3), (2, 4), (11, 3)):
         out[f"table-seed{s}-n{n}"] = (
-            lambda s=s, n=n: sc.build(sc.generate_table_scene(s, n)).finalize(),
+            lambda s=s, n=n: builder.build(builder.generate_table_scene(s, n)).finalize(),
             True,
         )
     for k in ("rough", "stairs", "slopes"):
-        spec = sc.generate_terrain_scene(k, 0, size=(3.0, 3.0), n_objects=2)
-        out[f"{k}-seed0"] = (lambda spec=spec: sc.build(spec).finalize(), True)
+        spec = builder.generate_terrain_scene(k, 0, size=(3.0, 3.0), n_objects=2)
+        out[f"{k}-seed0"] = (lambda spec=spec: builder.build(spec).finalize(), True)
     out["spec-table_objects"] = (
-        lambda: sc.build(sc.read_spec(ROOT / "assets/specs/table_objects.toml")).finalize(),
+        lambda: builder.build(
+            builder.read_spec(ROOT / "assets/specs/table_objects.toml")
+        ).finalize(),
         True,
     )
     return out

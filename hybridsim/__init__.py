@@ -19,8 +19,8 @@ from hybridsim._src.errors import (
 )
 from hybridsim._src.io import atomic_path, load_trajectory, save_trajectory
 from hybridsim._src.jax_cache import enable_compilation_cache
+from hybridsim._src.loader import Scene, bundled_scenes, load_scene
 from hybridsim._src.params import PER_WORLD_FIELDS, WorldParams, world_params
-from hybridsim._src.scene import Scene, bundled_scenes, load_scene
 from hybridsim._src.sim import (
     BACKENDS,
     SimModel,

@@ -26,7 +26,8 @@ def _run(*args: str, cwd=None) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.parametrize(
-    "command", ["demo", "rollout", "bench", "scenes", "reality", "residual", "scene", "reconstruct"]
+    "command",
+    ["demo", "rollout", "bench", "scenes", "synthetic-reality", "residual", "scene", "reconstruct"],
 )
 def test_every_command_has_help_with_an_example(command, capsys):
     with pytest.raises(SystemExit) as e:
@@ -35,6 +36,13 @@ def test_every_command_has_help_with_an_example(command, capsys):
     out = capsys.readouterr().out
     assert "example" in out
     assert f"hybridsim {command}" in out
+
+
+def test_the_old_reality_command_name_is_an_argparse_error(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["reality", "record", "--help"])
+    assert e.value.code == 2
+    assert "invalid choice: 'reality'" in capsys.readouterr().err
 
 
 def test_rollout_writes_interchange_file(tmp_path):

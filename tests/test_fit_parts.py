@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import hybridsim as hs
-from hybridsim import reality, residual
+from hybridsim import residual, synthetic_reality
 from hybridsim._src.cli.main import main
 from hybridsim._src.residual import losses, phases
 
@@ -53,8 +53,8 @@ def counting_compiles():
 
 def _arm2_episodes(seed: int) -> residual.Episodes:
     scene = hs.load_scene("arm2")
-    eff = reality.parse_effects("latency=1,mass_scale=1.3")
-    rec = reality.record(scene, eff, episodes=4, steps=12, seed=seed, substeps=2)
+    eff = synthetic_reality.parse_effects("latency=1,mass_scale=1.3")
+    rec = synthetic_reality.record(scene, eff, episodes=4, steps=12, seed=seed, substeps=2)
     return residual.episodes_from(vars(rec))
 
 

@@ -119,7 +119,8 @@ def test_wheel_ships_assets_and_kernels(tmp_path):
         timeout=300,
     )
     code = (
-        "import hybridsim, hybridsim.kernels, hybridsim.residual, hybridsim.reality, pathlib;"
+        "import hybridsim, hybridsim.kernels, hybridsim.residual, hybridsim.builder, pathlib;"
+        "import hybridsim.synthetic_reality;"
         "import hybridsim._src.cli.main;"
         f"assert pathlib.Path(hybridsim.__file__).is_relative_to(pathlib.Path(r'{site}'));"
         "print(hybridsim.bundled_scenes()); print(hybridsim.load_scene('tabletop').nq)"

@@ -7,9 +7,9 @@ import pytest
 import trimesh
 
 import hybridsim as hs
+from hybridsim._src.builder import reconstruct as rec
 from hybridsim._src.cli.main import main
 from hybridsim._src.errors import ReconstructionError
-from hybridsim._src.scenes import reconstruct as rec
 
 VOXEL = 0.005  # m
 RADIUS = 0.1  # m, the golden sphere
@@ -292,10 +292,10 @@ def test_accuracy_benchmark_runs(tmp_path):
 def test_a_scanned_box_is_static_collision_geometry_in_a_scene(box_capture, tmp_path):
     """Real-first end to end: a depth capture of a box, named as a static object's ``scan``
     in a spec file, becomes collision geometry that a dropped cube rests on."""
-    from hybridsim import scene as hscene
+    from hybridsim import builder
 
     rec.save_depth_capture(tmp_path / "box_capture.npz", *box_capture)
-    spec = hscene.spec_from_dict(
+    spec = builder.spec_from_dict(
         {
             "objects": [
                 {"name": "scanned", "scan": "box_capture.npz", "static": True, "voxel_size": VOXEL},
@@ -309,9 +309,9 @@ def test_a_scanned_box_is_static_collision_geometry_in_a_scene(box_capture, tmp_
         },
         base_dir=tmp_path,
     )
-    hscene.write_spec(spec, tmp_path / "scene.toml")
+    builder.write_spec(spec, tmp_path / "scene.toml")
     assert 'scan = "box_capture.npz"' in (tmp_path / "scene.toml").read_text()
-    built = hscene.build(hscene.read_spec(tmp_path / "scene.toml")).finalize()
+    built = builder.build(builder.read_spec(tmp_path / "scene.toml")).finalize()
     model = hs.make_model(built, 1, backend="c", substeps=10)
     traj = hs.rollout(model, hs.init(model), np.zeros((1, 50, 0)))  # 1 s
     cube_z = traj.qpos[0, :, 2]

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import hybridsim as hs
-from hybridsim import reality, residual
+from hybridsim import residual, synthetic_reality
 from hybridsim._src.cli.main import main
 from hybridsim._src.residual import model as rmodel
 
@@ -26,9 +26,9 @@ BF16_QPOS_ATOL = 1e-3
 def arm2_data():
     """A small 'reality' on arm2: heavier links, latency and Coulomb friction."""
     scene = hs.load_scene("arm2")
-    effects = reality.parse_effects("latency=1,coulomb=0.1,mass_scale=1.3")
-    train = reality.record(scene, effects, episodes=12, steps=60, seed=0, substeps=2)
-    test = reality.record(scene, effects, episodes=4, steps=60, seed=1, substeps=2)
+    effects = synthetic_reality.parse_effects("latency=1,coulomb=0.1,mass_scale=1.3")
+    train = synthetic_reality.record(scene, effects, episodes=12, steps=60, seed=0, substeps=2)
+    test = synthetic_reality.record(scene, effects, episodes=4, steps=60, seed=1, substeps=2)
     return scene, residual.episodes_from(vars(train)), residual.episodes_from(vars(test))
 
 
@@ -214,9 +214,9 @@ def test_gradient_through_the_hybrid_on_mjx_is_finite():
 
 def test_cli_fit_and_eval(tmp_path, capsys):
     scene = hs.load_scene("arm2")
-    eff = reality.parse_effects("latency=1,mass_scale=1.3")
+    eff = synthetic_reality.parse_effects("latency=1,mass_scale=1.3")
     for name, seed, n in (("train", 0, 6), ("test", 1, 3)):
-        rec = reality.record(scene, eff, episodes=n, steps=40, seed=seed, substeps=2)
+        rec = synthetic_reality.record(scene, eff, episodes=n, steps=40, seed=seed, substeps=2)
         hs.save_trajectory(tmp_path / f"{name}.npz", rec)
     assert (
         main(
@@ -319,7 +319,9 @@ def test_residual_dofs_select_outputs_and_features():
 def test_fit_with_dofs_leaves_the_other_dofs_to_physics(tmp_path, capsys):
     """A residual restricted to the finger never pushes the free box itself."""
     scene = hs.load_scene("pusher")
-    rec = reality.record(scene, reality.parse_effects("latency=1"), 4, 40, seed=0, substeps=2)
+    rec = synthetic_reality.record(
+        scene, synthetic_reality.parse_effects("latency=1"), 4, 40, seed=0, substeps=2
+    )
     hs.save_trajectory(tmp_path / "train.npz", rec)
     args = ["residual", "fit", "--scene", "pusher", "--data", str(tmp_path / "train.npz")]
     args += ["--out", str(tmp_path / "run"), "--hidden", "16", "--iters", "100"]
@@ -355,8 +357,8 @@ MASS_SCALE_RTOL = 0.05
 def test_estimate_mass_scale_recovers_a_payload():
     scene = hs.load_scene("cartpole")
     for truth in (1.0, 1.5, 0.7):
-        eff = reality.parse_effects(f"mass_scale={truth}")
-        rec = reality.record(scene, eff, episodes=3, steps=50, seed=0, substeps=1)
+        eff = synthetic_reality.parse_effects(f"mass_scale={truth}")
+        rec = synthetic_reality.record(scene, eff, episodes=3, steps=50, seed=0, substeps=1)
         scale = residual.estimate_mass_scale(scene, residual.episodes_from(vars(rec)))
         assert scale.shape == (3,)
         np.testing.assert_allclose(scale, truth, rtol=MASS_SCALE_RTOL)
@@ -367,7 +369,9 @@ def test_estimate_mass_scale_recovers_a_payload():
 def test_adapted_rollouts_track_a_heavier_reality():
     """Windows after the first adapt to a 1.5x payload; the first has nothing to adapt on."""
     scene = hs.load_scene("cartpole")
-    rec = reality.record(scene, reality.parse_effects("mass_scale=1.5"), 4, 100, 1, substeps=1)
+    rec = synthetic_reality.record(
+        scene, synthetic_reality.parse_effects("mass_scale=1.5"), 4, 100, 1, substeps=1
+    )
     episodes = residual.episodes_from(vars(rec))
     plain = residual.rollout_rmse_per_entry(scene, episodes, 25)
     adapted = residual.rollout_rmse_per_entry(scene, episodes, 25, adapt_steps=25)

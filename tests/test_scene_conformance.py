@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 import hybridsim as hs
-from hybridsim import scene as sc
+from hybridsim import builder
 
 SECONDS = 2.0
 SINK_TOLERANCE = 0.005  # m: the bound on resting penetration
@@ -28,16 +28,16 @@ MENAGERIE = Path(__file__).resolve().parents[2] / "shared" / "menagerie"
 
 
 def _table(seed: int, n: int):
-    return lambda: sc.build(sc.generate_table_scene(seed, n)).finalize()
+    return lambda: builder.build(builder.generate_table_scene(seed, n)).finalize()
 
 
 def _terrain(kind: str, seed: int):
-    spec = sc.generate_terrain_scene(kind, seed, size=(3.0, 3.0), n_objects=2)
-    return lambda: sc.build(spec).finalize()
+    spec = builder.generate_terrain_scene(kind, seed, size=(3.0, 3.0), n_objects=2)
+    return lambda: builder.build(spec).finalize()
 
 
 def _spec(name: str):
-    return lambda: sc.build(sc.read_spec(SPECS / f"{name}.toml")).finalize()
+    return lambda: builder.build(builder.read_spec(SPECS / f"{name}.toml")).finalize()
 
 
 # (case id, scene factory, built by the scene builder)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import hybridsim as hs
-from hybridsim import scene as hscene
+from hybridsim import builder
 from hybridsim._src.cli.main import main
 from hybridsim.randomize import RandomizeConfig, Range, load_randomize_config
 
@@ -23,19 +23,19 @@ SPEC = {
 
 
 def test_spec_randomize_round_trips_and_rejects_unknown_keys(tmp_path):
-    spec = hscene.spec_from_dict(SPEC, base_dir=tmp_path)
+    spec = builder.spec_from_dict(SPEC, base_dir=tmp_path)
     assert spec.randomize == RandomizeConfig(
         gravity=Range(-3.0, 3.0, "add"), friction=Range(0.5, 1.5)
     )
-    path = hscene.write_spec(spec, tmp_path / "dr.toml")
-    assert hscene.read_spec(path).randomize.to_dict() == spec.randomize.to_dict()
+    path = builder.write_spec(spec, tmp_path / "dr.toml")
+    assert builder.read_spec(path).randomize.to_dict() == spec.randomize.to_dict()
     assert load_randomize_config(path).to_dict() == spec.randomize.to_dict()
     with pytest.raises(hs.SceneError, match=r"\[randomize\].*unknown randomization keys"):
-        hscene.spec_from_dict({"randomize": {"wind": [0, 1]}})
+        builder.spec_from_dict({"randomize": {"wind": [0, 1]}})
 
 
 def test_scene_build_writes_randomize_json_and_rollout_applies_it(tmp_path, capsys):
-    hscene.write_spec(hscene.spec_from_dict(SPEC), tmp_path / "dr.json")
+    builder.write_spec(builder.spec_from_dict(SPEC), tmp_path / "dr.json")
     assert main(["scene", "build", str(tmp_path / "dr.json"), "--out", str(tmp_path / "out")]) == 0
     saved = tmp_path / "out" / "randomize.json"
     assert json.loads(saved.read_text())["gravity"]["mode"] == "add"

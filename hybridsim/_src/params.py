@@ -84,7 +84,7 @@ def world_params(scene: Any, batch_size: int, **fields: Any) -> WorldParams:
     Each keyword is a field from ``PER_WORLD_FIELDS`` with shape
     ``(batch_size, *mj_model.<field>.shape)``, or the field's own shape (broadcast).
     """
-    from hybridsim._src.scene import load_scene
+    from hybridsim._src.loader import load_scene
 
     scene = load_scene(scene)
     return _check_fields(scene.mj_model, batch_size, fields)

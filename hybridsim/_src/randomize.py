@@ -239,7 +239,7 @@ def randomize(scene: Any, key: Any, batch_size: int, config: RandomizeConfig) ->
       ``WorldParams`` with a ``(B, *field.shape)`` float64 array per changed MjModel field,
       for ``make_model(scene, B, params=...)``.
     """
-    from hybridsim._src.scene import load_scene
+    from hybridsim._src.loader import load_scene
 
     if not isinstance(config, RandomizeConfig):
         raise ShapeError(f"config must be a RandomizeConfig, got {type(config).__name__}")

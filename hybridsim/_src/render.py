@@ -13,8 +13,8 @@ import numpy as np
 
 from hybridsim._src.errors import SceneError, ShapeError
 from hybridsim._src.io import atomic_path
+from hybridsim._src.loader import Scene
 from hybridsim._src.params import WorldParams
-from hybridsim._src.scene import Scene
 
 
 def _check_inputs(

@@ -26,8 +26,8 @@ from hybridsim._src.backends import c as c_backend
 from hybridsim._src.backends.base import Backend, Drive, ModelConfig, RolloutOutput, SimModel
 from hybridsim._src.control_step import Learned
 from hybridsim._src.errors import BackendError, ShapeError
+from hybridsim._src.loader import Scene, load_scene
 from hybridsim._src.params import WorldParams, _check_fields
-from hybridsim._src.scene import Scene, load_scene
 from hybridsim._src.types import Policy, SimState, Trajectory
 
 BACKENDS = ("auto", "c", "mjx", "warp")

@@ -13,7 +13,7 @@ from typing import Any, Protocol, runtime_checkable
 from hybridsim._src.control_step import Learned
 from hybridsim._src.dataclasses import pytree_dataclass, static_field
 from hybridsim._src.errors import ShapeError
-from hybridsim._src.scene import Scene
+from hybridsim._src.loader import Scene
 from hybridsim._src.types import Policy, SimState, Trajectory
 
 

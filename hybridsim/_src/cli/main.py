@@ -88,16 +88,21 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _demo_residual(args: argparse.Namespace, out: Path, progress) -> None:
-    """Records a reality, fits a force residual, prints physics-only against hybrid error."""
+    """Records a synthetic reality, fits a force residual, prints physics-only against hybrid
+    error."""
     import hybridsim as hs
-    from hybridsim import reality, residual
+    from hybridsim import residual, synthetic_reality
     from hybridsim._src.residual.evaluate import error_vs_horizon, plot_error_vs_horizon
 
     scene = hs.load_scene(args.residual_scene)
-    effects = reality.parse_effects("default")
-    with progress.phase(f"recording a reality of {scene.name!r}"):
-        train = reality.record(scene, effects, episodes=24, steps=150, seed=args.seed, substeps=2)
-        test = reality.record(scene, effects, episodes=6, steps=150, seed=args.seed + 1, substeps=2)
+    effects = synthetic_reality.parse_effects("default")
+    with progress.phase(f"recording a synthetic reality of {scene.name!r}"):
+        train = synthetic_reality.record(
+            scene, effects, episodes=24, steps=150, seed=args.seed, substeps=2
+        )
+        test = synthetic_reality.record(
+            scene, effects, episodes=6, steps=150, seed=args.seed + 1, substeps=2
+        )
     config = residual.FitConfig(
         residual=residual.ResidualConfig(kind="force", hidden=(256, 256)),
         one_step_iters=1500,
@@ -121,10 +126,10 @@ def _demo_residual(args: argparse.Namespace, out: Path, progress) -> None:
         out / "residual_error.png",
         horizons,
         {"physics only": phys, "hybrid (force residual)": hyb},
-        f"{scene.name}: reality with latency, backlash, friction",
+        f"{scene.name}: synthetic reality with latency, backlash, friction",
     )
     print(
-        f"residual on {scene.name}: reality effects "
+        f"residual on {scene.name}: synthetic reality effects "
         + ", ".join(f"{k}={v}" for k, v in effects.active().items())
     )
     print(f"  {'horizon':>8s} {'physics qpos RMSE':>18s} {'hybrid qpos RMSE':>17s}")
@@ -251,9 +256,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Rolls out a batch of worlds of a bundled scene with smooth random "
         "controls, prints physics steps per second and the real-time factor, and writes "
         "the trajectory (rollout.npz) and a picture of world 0 (rollout.png) to --out. "
-        "Then records a 'reality' of the 2-link arm (latency, backlash, Coulomb friction, drag, "
-        "a contact friction field, heavier bodies), fits a force residual to it, and prints "
-        "physics-only against hybrid open-loop error (plot: residual_error.png).",
+        "Then records a synthetic reality of the 2-link arm (latency, backlash, Coulomb "
+        "friction, drag, a contact friction field, heavier bodies), fits a force residual to "
+        "it, and prints physics-only against hybrid open-loop error (plot: residual_error.png).",
         epilog="example:\n  hybridsim demo --scene quadruped --batch 512 --steps 400",
     )
     p.add_argument("--scene", default=DEFAULT_SCENE, help=f"scene (default {DEFAULT_SCENE})")
@@ -268,7 +273,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--residual-scene", default="arm2", help="scene of the residual part (default arm2)"
     )
-    p.add_argument("--no-residual", action="store_true", help="skip the reality + residual part")
+    p.add_argument(
+        "--no-residual", action="store_true", help="skip the synthetic reality + residual part"
+    )
     p.add_argument(
         "--no-render",
         action="store_true",
@@ -321,13 +328,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     from hybridsim._src.cli import (
         envs_cmd,
-        reality_cmd,
         reconstruct_cmd,
         residual_cmd,
         scene_cmd,
+        synthetic_reality_cmd,
     )
 
-    reality_cmd.add_parser(sub)
+    synthetic_reality_cmd.add_parser(sub)
     residual_cmd.add_parser(sub)
     scene_cmd.add_parser(sub)
     reconstruct_cmd.add_parser(sub)

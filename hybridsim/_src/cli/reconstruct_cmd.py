@@ -9,10 +9,10 @@ _MESH_SUFFIXES = (".obj", ".ply", ".stl")
 
 
 def cmd_reconstruct(args: argparse.Namespace) -> int:
+    from hybridsim._src.builder import reconstruct as rec
     from hybridsim._src.errors import DataFileError
     from hybridsim._src.io import atomic_path
     from hybridsim._src.progress import Progress
-    from hybridsim._src.scenes import reconstruct as rec
 
     progress = Progress(not args.quiet)
     src, out = Path(args.input), Path(args.out)

@@ -120,7 +120,7 @@ def add_parser(sub) -> None:
         description="Fits a residual to trajectories in the interchange format: one-step "
         "regression onto targets computed with MuJoCo C, then an unrolled multi-step loss "
         "through differentiable MJX. Checkpoints in --out; an interrupted fit resumes.",
-        epilog="example:\n  hybridsim reality record --scene arm2 --effects default "
+        epilog="example:\n  hybridsim synthetic-reality record --scene arm2 --effects default "
         "--episodes 30 --steps 200 --seed 0 --out train.npz\n  hybridsim residual fit "
         "--scene arm2 --data train.npz --out runs/arm2 --kind force --sysid dof_damping",
     )

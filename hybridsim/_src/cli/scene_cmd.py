@@ -1,4 +1,7 @@
-"""``hybridsim scene build|show|generate``: scenes from spec files, pictures, procedural specs."""
+"""``hybridsim scene build|show|generate``: scenes from spec files, pictures, procedural specs.
+
+The commands use the scene builder, ``hybridsim.builder``.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +12,8 @@ from pathlib import Path
 def _load_any(source: str):
     """A hybridsim Scene from a spec file (.toml/.json) or anything ``load_scene`` takes."""
     import hybridsim as hs
-    from hybridsim._src.scenes.builder import build
-    from hybridsim._src.scenes.spec import read_spec
+    from hybridsim._src.builder.builder import build
+    from hybridsim._src.builder.spec import read_spec
 
     if Path(source).suffix.lower() in (".toml", ".json"):
         return build(read_spec(source)).finalize()
@@ -18,9 +21,9 @@ def _load_any(source: str):
 
 
 def cmd_scene_build(args: argparse.Namespace) -> int:
+    from hybridsim._src.builder.builder import build
+    from hybridsim._src.builder.spec import read_spec
     from hybridsim._src.progress import Progress
-    from hybridsim._src.scenes.builder import build
-    from hybridsim._src.scenes.spec import read_spec
 
     progress = Progress(not args.quiet)
     spec = read_spec(args.spec)
@@ -59,8 +62,8 @@ def cmd_scene_show(args: argparse.Namespace) -> int:
 
 
 def cmd_scene_generate(args: argparse.Namespace) -> int:
-    from hybridsim._src.scenes.procedural import generate_table_scene, generate_terrain_scene
-    from hybridsim._src.scenes.spec import write_spec
+    from hybridsim._src.builder.procedural import generate_table_scene, generate_terrain_scene
+    from hybridsim._src.builder.spec import write_spec
 
     if args.terrain:
         spec = generate_terrain_scene(args.terrain, args.seed, n_objects=args.objects)
@@ -81,7 +84,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="build scenes from spec files, render them, generate procedural specs",
         description="Scene specs (TOML or JSON) name robots (MJCF paths or MuJoCo Menagerie "
         "names), objects (mesh files or primitives), a table, a terrain, cameras and lights; "
-        "paths in a spec are relative to it.",
+        "paths in a spec are relative to it. The commands use the scene builder, "
+        "hybridsim.builder.",
         epilog="examples:\n  hybridsim scene generate --seed 0 --objects 4 --out gen.toml\n"
         "  hybridsim scene build gen.toml --out gen_scene\n"
         "  hybridsim scene show gen_scene/scene.xml --out gen.png\n"

@@ -33,7 +33,7 @@ import numpy as np
 
 from hybridsim._src.dataclasses import pytree_dataclass
 from hybridsim._src.errors import EnvError, ShapeError
-from hybridsim._src.scene import Scene, load_scene
+from hybridsim._src.loader import Scene, load_scene
 
 IMPLS = ("jax", "warp")
 

@@ -19,9 +19,9 @@ from __future__ import annotations
 import numpy as np
 
 from hybridsim._src.errors import ShapeError
+from hybridsim._src.loader import Scene
 from hybridsim._src.params import world_mj_model
 from hybridsim._src.residual import data as rdata
-from hybridsim._src.scene import Scene
 
 MASS_SCALE_BOUNDS = (1.0 / 3.0, 3.0)
 """Estimates are clipped to this range (a payload a third to three times the fitted one)."""

@@ -12,8 +12,8 @@ import numpy as np
 
 from hybridsim._src.dataclasses import pytree_dataclass
 from hybridsim._src.errors import DataFileError
+from hybridsim._src.loader import Scene
 from hybridsim._src.residual.kinematics import differentiate_pos
-from hybridsim._src.scene import Scene
 
 
 @dataclasses.dataclass(frozen=True)

@@ -16,11 +16,11 @@ from __future__ import annotations
 import numpy as np
 
 from hybridsim._src.errors import DataFileError, ShapeError
+from hybridsim._src.loader import Scene
 from hybridsim._src.residual import data as rdata
 from hybridsim._src.residual.adapt import estimate_mass_scale, mass_params
 from hybridsim._src.residual.kinematics import differentiate_pos
 from hybridsim._src.residual.model import Residual, hybrid_rollout
-from hybridsim._src.scene import Scene
 
 
 def _predict(

@@ -30,13 +30,13 @@ import numpy as np
 
 from hybridsim._src.errors import DataFileError, FitError, ShapeError
 from hybridsim._src.io import atomic_path
+from hybridsim._src.loader import Scene
 from hybridsim._src.params import PER_WORLD_FIELDS
 from hybridsim._src.residual import checkpoint, phases, sysid, training
 from hybridsim._src.residual import data as rdata
 from hybridsim._src.residual.model import Residual, ResidualConfig, init_residual
 from hybridsim._src.residual.optimizer import OptimizerConfig, make_optimizer
 from hybridsim._src.residual.sysid import SYSID_FIELDS
-from hybridsim._src.scene import Scene
 
 __all__ = ["SYSID_FIELDS", "FitConfig", "Fitted", "fit", "load_fitted", "save_fitted"]
 

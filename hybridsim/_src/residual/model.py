@@ -27,9 +27,9 @@ from flax import nnx
 from hybridsim._src.control_step import Learned, LearnedPart
 from hybridsim._src.dataclasses import pytree_dataclass, static_field
 from hybridsim._src.errors import ShapeError
+from hybridsim._src.loader import Scene
 from hybridsim._src.residual.kinematics import integrate_pos, joint_layout, joint_sizes
 from hybridsim._src.residual.net import EnsembleMLP
-from hybridsim._src.scene import Scene
 
 KINDS = ("force", "state", "neural")
 

@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from hybridsim._src.errors import BackendError
+from hybridsim._src.loader import Scene
 from hybridsim._src.residual import data as rdata
 from hybridsim._src.residual import evaluate as revaluate
 from hybridsim._src.residual import losses
@@ -30,7 +31,6 @@ from hybridsim._src.residual.model import Residual, dof_mask, features
 from hybridsim._src.residual.optimizer import OptimizerConfig
 from hybridsim._src.residual.sysid import sysid_arrays
 from hybridsim._src.residual.training import Phase
-from hybridsim._src.scene import Scene
 
 if TYPE_CHECKING:
     from hybridsim._src.residual.fit import FitConfig

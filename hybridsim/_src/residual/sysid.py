@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from hybridsim._src.errors import ShapeError
-from hybridsim._src.scene import Scene
+from hybridsim._src.loader import Scene
 
 SYSID_FIELDS = (
     "dof_damping",

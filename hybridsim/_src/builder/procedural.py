@@ -11,8 +11,7 @@ import math
 
 import numpy as np
 
-from hybridsim._src.errors import SceneError
-from hybridsim._src.scenes.spec import (
+from hybridsim._src.builder.spec import (
     CameraSpec,
     LightSpec,
     ObjectSpec,
@@ -20,6 +19,7 @@ from hybridsim._src.scenes.spec import (
     TableSpec,
     TerrainSpec,
 )
+from hybridsim._src.errors import SceneError
 
 SHAPES = ("box", "sphere", "cylinder", "capsule")
 _GAP = 0.01  # m: least horizontal clearance between two generated objects

@@ -1,12 +1,12 @@
-"""Scene creation: a builder over ``mujoco.MjSpec``, spec files, mesh import, procedural scenes.
+"""The scene builder: a builder over ``mujoco.MjSpec``, spec files, mesh import, procedural scenes.
 
 ::
 
-    from hybridsim import scene
-    spec = scene.read_spec("assets/specs/table_objects.toml")   # or scene.generate_table_scene(0)
-    builder = scene.build(spec)
-    sim_scene = builder.finalize()          # a hybridsim.Scene for hybridsim.make_model
-    builder.save("out/table_objects")       # out/table_objects/scene.xml + assets/
+    from hybridsim import builder
+    spec = builder.read_spec("assets/specs/table_objects.toml")  # or generate_table_scene(0)
+    b = builder.build(spec)           # a SceneBuilder
+    sim_scene = b.finalize()          # a hybridsim.Scene for hybridsim.make_model
+    b.save("out/table_objects")       # out/table_objects/scene.xml + assets/
 
 Objects take mesh files (OBJ, STL, PLY, GLB), in-memory ``trimesh.Trimesh`` or captures
 (``scan``: depth images or a point cloud, reconstructed by TSDF fusion and marching cubes);
@@ -14,8 +14,7 @@ robots take MJCF paths or MuJoCo Menagerie names. ``render_depth`` makes a synth
 capture of a scene (MuJoCo Warp's renderer), the input of ``reconstruct_from_depth``.
 """
 
-from hybridsim._src.render import render_depth
-from hybridsim._src.scenes.builder import (
+from hybridsim._src.builder.builder import (
     BUILD_INFO_TEXT,
     COLLISION_GROUP,
     MAX_HULL_VERTICES,
@@ -26,15 +25,15 @@ from hybridsim._src.scenes.builder import (
     SceneBuilder,
     build,
 )
-from hybridsim._src.scenes.menagerie import resolve_menagerie
-from hybridsim._src.scenes.mesh import UNITS, ImportedMesh, coacd_available, import_mesh
-from hybridsim._src.scenes.procedural import (
+from hybridsim._src.builder.menagerie import resolve_menagerie
+from hybridsim._src.builder.mesh import UNITS, ImportedMesh, coacd_available, import_mesh
+from hybridsim._src.builder.procedural import (
     SHAPES,
     generate_table_scene,
     generate_terrain_scene,
     terrain_heights,
 )
-from hybridsim._src.scenes.reconstruct import (
+from hybridsim._src.builder.reconstruct import (
     DepthCapture,
     load_depth_capture,
     load_point_cloud,
@@ -43,7 +42,7 @@ from hybridsim._src.scenes.reconstruct import (
     reconstruct_from_points,
     save_depth_capture,
 )
-from hybridsim._src.scenes.spec import (
+from hybridsim._src.builder.spec import (
     PRIMITIVES,
     TERRAIN_KINDS,
     CameraSpec,
@@ -60,6 +59,7 @@ from hybridsim._src.scenes.spec import (
     spec_to_dict,
     write_spec,
 )
+from hybridsim._src.render import render_depth
 
 __all__ = [
     "BUILD_INFO_TEXT",

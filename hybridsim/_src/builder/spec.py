@@ -178,7 +178,7 @@ class MaterialSpec:
 
 @dataclasses.dataclass(frozen=True)
 class SceneSpec:
-    """A whole scene. ``hybridsim.scene.build(spec)`` turns it into a ``SceneBuilder``."""
+    """A whole scene. ``hybridsim.builder.build(spec)`` turns it into a ``SceneBuilder``."""
 
     name: str = "scene"
     timestep: float = 0.002

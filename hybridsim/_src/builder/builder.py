@@ -27,10 +27,8 @@ from xml.sax.saxutils import escape
 import mujoco
 import numpy as np
 
-from hybridsim._src.errors import SceneError
-from hybridsim._src.scene import Scene
-from hybridsim._src.scenes.mesh import ImportedMesh, import_mesh
-from hybridsim._src.scenes.spec import (
+from hybridsim._src.builder.mesh import ImportedMesh, import_mesh
+from hybridsim._src.builder.spec import (
     PRIMITIVES,
     CameraSpec,
     LightSpec,
@@ -41,6 +39,8 @@ from hybridsim._src.scenes.spec import (
     TerrainSpec,
     _is_menagerie_name,
 )
+from hybridsim._src.errors import SceneError
+from hybridsim._src.loader import Scene
 
 VISUAL_GROUP = 2
 COLLISION_GROUP = 3
@@ -275,7 +275,7 @@ class SceneBuilder:
           heights: ``(nrow, ncol)`` elevations in metres (row = y, column = x); overrides
             what ``terrain`` would generate.
         """
-        from hybridsim._src.scenes.procedural import terrain_heights
+        from hybridsim._src.builder.procedural import terrain_heights
 
         terrain = terrain or TerrainSpec()
         if heights is None:
@@ -399,7 +399,7 @@ class SceneBuilder:
         Every name of the robot gets ``prefix``; several robots need different prefixes.
         The robot's first keyframe (``home`` if it has one) seeds the scene's ``home`` key.
         """
-        from hybridsim._src.scenes.menagerie import resolve_menagerie
+        from hybridsim._src.builder.menagerie import resolve_menagerie
 
         if isinstance(source, mujoco.MjSpec):
             child, path, label = source.copy(), Path(source.modelfiledir or "."), "<MjSpec>"
@@ -469,7 +469,7 @@ class SceneBuilder:
         if (obj.mesh is not None) + bool(obj.primitive) + bool(obj.scan) != 1:
             raise SceneError(f"object {name!r}: give exactly one of 'mesh', 'primitive' or 'scan'")
         if obj.scan:
-            from hybridsim._src.scenes.reconstruct import reconstruct_file
+            from hybridsim._src.builder.reconstruct import reconstruct_file
 
             obj = dataclasses.replace(obj, mesh=reconstruct_file(obj.scan, obj.voxel_size))
         if obj.mass is not None and obj.density is not None:

@@ -1,4 +1,7 @@
-"""A "reality" to test residual learning on: a scene plus unmodeled effects, run on MuJoCo C.
+"""A synthetic reality to test residual learning on, run on MuJoCo C.
+
+A synthetic reality is a scene plus effects the nominal model does not know (a synthetic
+sim-to-real gap).
 
 The nominal model is the scene as given. ``Effects`` switches on what the nominal model does
 not know (latency, deadband, backlash, torque-speed saturation, joint Coulomb friction, drag,
@@ -30,7 +33,7 @@ import mujoco
 import numpy as np
 
 from hybridsim._src.errors import HybridsimError
-from hybridsim._src.scene import Scene, load_scene
+from hybridsim._src.loader import Scene, load_scene
 
 
 class EffectsError(HybridsimError, ValueError):

@@ -1,4 +1,8 @@
-"""``hybridsim reality record``: record a reality (a scene plus unmodeled effects) to a file."""
+"""``hybridsim synthetic-reality record``: record a synthetic reality to a file.
+
+A synthetic reality is a scene plus effects the nominal model does not know (a synthetic
+sim-to-real gap); ``hybridsim.synthetic_reality`` makes it.
+"""
 
 from __future__ import annotations
 
@@ -15,14 +19,14 @@ _SPEC_HELP = (
 )
 
 
-def cmd_reality_record(args: argparse.Namespace) -> int:
+def cmd_synthetic_reality_record(args: argparse.Namespace) -> int:
     import hybridsim as hs
-    from hybridsim._src import reality
+    from hybridsim._src import synthetic_reality
     from hybridsim._src.progress import Progress
 
     progress = Progress(not args.quiet)
-    effects = reality.parse_effects(args.effects)
-    behaviour = reality.Behaviour(kind=args.behaviour, scale=args.scale)
+    effects = synthetic_reality.parse_effects(args.effects)
+    behaviour = synthetic_reality.Behaviour(kind=args.behaviour, scale=args.scale)
     scene = hs.load_scene(args.scene)
     active = effects.active()
     what = ", ".join(f"{k}={v:g}" for k, v in active.items()) or "none"
@@ -30,7 +34,7 @@ def cmd_reality_record(args: argparse.Namespace) -> int:
         f"recording {args.episodes} episodes x {args.steps} control steps of {scene.name!r} "
         f"with effects {what}"
     ):
-        rec = reality.record(
+        rec = synthetic_reality.record(
             scene,
             effects,
             episodes=args.episodes,
@@ -55,19 +59,21 @@ def cmd_reality_record(args: argparse.Namespace) -> int:
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    """Adds ``reality`` (with its ``record`` subcommand) to the ``hybridsim`` subparsers."""
+    """Adds ``synthetic-reality`` (with its ``record`` subcommand) to the ``hybridsim``
+    subparsers."""
     fmt = argparse.RawDescriptionHelpFormatter
     p = subparsers.add_parser(
-        "reality",
+        "synthetic-reality",
         formatter_class=fmt,
-        help="record a 'reality': a scene plus unmodeled effects, to test residual learning",
-        description="A reality is a scene plus effects the nominal model does not know "
-        "(latency, deadband, backlash, torque-speed limits, Coulomb friction, drag, damping "
-        "and mass scales, a contact friction field, sensor noise), run on MuJoCo C.",
-        epilog="example:\n  hybridsim reality record --scene arm2 --effects default "
+        help="record a synthetic reality (a synthetic sim-to-real gap), to test residual learning",
+        description="A synthetic reality is a scene plus effects the nominal model does not know "
+        "(a synthetic sim-to-real gap: latency, deadband, backlash, torque-speed limits, "
+        "Coulomb friction, drag, damping and mass scales, a contact friction field, sensor "
+        "noise), run on MuJoCo C (hybridsim.synthetic_reality).",
+        epilog="example:\n  hybridsim synthetic-reality record --scene arm2 --effects default "
         "--episodes 16 --steps 200 --seed 0 --out real.npz",
     )
-    sub = p.add_subparsers(dest="reality_command", required=True)
+    sub = p.add_subparsers(dest="synthetic_reality_command", required=True)
     r = sub.add_parser(
         "record",
         formatter_class=fmt,
@@ -77,7 +83,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "ctrl) and writes qpos (N, T+1, nq), qvel (N, T+1, nv), the COMMANDED ctrl "
         "(N, T, nu) and control_dt (s), plus reality_applied_ctrl (what reached the "
         "actuators) and reality_metadata (JSON). The same seed gives the same arrays.",
-        epilog="example:\n  hybridsim reality record --scene pusher "
+        epilog="example:\n  hybridsim synthetic-reality record --scene pusher "
         "--effects latency=2,backlash=0.05,coulomb=0.3,friction_field=0.5,noise=0.001 "
         "--episodes 32 --steps 400 --seed 1 --substeps 2 --behaviour sine --out real.npz",
     )
@@ -99,4 +105,4 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     r.add_argument("--out", required=True, help="output .npz")
     r.add_argument("--quiet", action="store_true", help="no progress lines")
-    r.set_defaults(func=cmd_reality_record)
+    r.set_defaults(func=cmd_synthetic_reality_record)
