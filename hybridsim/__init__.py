@@ -6,8 +6,11 @@ The physics core::
     model = hs.make_model("arm2", batch_size=64, backend="auto", substeps=4)
     state = hs.init(model)
     traj = hs.rollout(model, state, ctrl)   # ctrl (B, T, nu)
+    traj = hs.rollout(model, state, policy=lambda obs: -obs.qpos, steps=100)  # closed loop
 """
 
+from hybridsim._src.backends.base import RolloutOutput
+from hybridsim._src.control_step import Learned, LearnedPart
 from hybridsim._src.errors import (
     BackendError,
     DataFileError,
@@ -29,9 +32,10 @@ from hybridsim._src.sim import (
     reset_worlds,
     resolve_backend,
     rollout,
+    run,
     step,
 )
-from hybridsim._src.types import SimState, Status, Trajectory
+from hybridsim._src.types import Observation, SimState, Status, Trajectory
 
 __version__ = "0.1.0"
 
@@ -42,7 +46,11 @@ __all__ = [
     "DataFileError",
     "FitError",
     "HybridsimError",
+    "Learned",
+    "LearnedPart",
+    "Observation",
     "ReconstructionError",
+    "RolloutOutput",
     "Scene",
     "SceneError",
     "ShapeError",
@@ -61,6 +69,7 @@ __all__ = [
     "reset_worlds",
     "resolve_backend",
     "rollout",
+    "run",
     "save_trajectory",
     "step",
     "world_params",

@@ -4,6 +4,8 @@ runs on every backend; the pure-neural baseline runs through the same step."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -194,3 +196,34 @@ def test_learned_parts_agree_on_c_and_mjx(arm2_models, kind):
         np.testing.assert_allclose(
             np.asarray(outs["c"].traj.time[:, -1]), T * arm2_models["c"].control_dt
         )
+
+
+@dataclasses.dataclass(frozen=True)
+class _Drag(hs.LearnedPart):
+    """A learned part that is not the residual: a force -k qvel, and a step counter."""
+
+    def initial_carry(self, k, qpos, qvel):
+        return jnp.zeros(qpos.shape[:-1], jnp.int32)
+
+    def before(self, k, carry, qpos, qvel, ctrl):
+        return -k * qvel, None, carry + 1
+
+    def after(self, k, pending, qpos, qvel):
+        raise AssertionError("a part that does not correct the state has no after step")
+
+
+def test_any_learned_part_enters_through_the_one_hook(arm2_models):
+    ctrl = np.random.default_rng(6).uniform(-1, 1, (3, T, 2))
+    outs = {}
+    for backend, model in arm2_models.items():
+        state = hs.init(model)
+        part = _Drag()
+        carry = part.initial_carry(None, jnp.asarray(state.qpos), None)
+        learned = hs.Learned(params=jnp.asarray(0.5), carry=carry, part=part)
+        outs[backend] = hs.run(model, state, ctrl, learned=learned)
+        np.testing.assert_array_equal(np.asarray(outs[backend].learned.carry), T)
+        plain = hs.rollout(model, state, ctrl)
+        assert np.abs(np.asarray(plain.qvel) - np.asarray(outs[backend].traj.qvel)).max() > 1e-3
+    np.testing.assert_allclose(
+        np.asarray(outs["mjx"].traj.qpos), np.asarray(outs["c"].traj.qpos), atol=1e-4
+    )

@@ -26,6 +26,7 @@ from hybridsim._src.backends import c as c_backend
 from hybridsim._src.backends.base import Backend, Drive, ModelConfig, RolloutOutput, SimModel
 from hybridsim._src.control_step import Learned
 from hybridsim._src.errors import BackendError, ShapeError
+from hybridsim._src.gpu import jax_sees_gpu
 from hybridsim._src.loader import Scene, load_scene
 from hybridsim._src.params import WorldParams, _check_fields
 from hybridsim._src.types import Policy, SimState, Trajectory
@@ -51,21 +52,19 @@ def backend_module(name: str) -> Backend:
     raise BackendError(f"unknown backend {name!r}; expected one of {BACKENDS}")
 
 
-def _has_cuda() -> bool:
-    try:
-        return any(d.platform == "gpu" for d in jax.devices())
-    except RuntimeError:
-        return False
-
-
 def resolve_backend(backend: str, differentiable: bool = False) -> str:
-    """``auto`` -> ``mjx`` when gradients are needed, else ``warp`` on CUDA, else ``c``."""
+    """``auto`` -> ``mjx`` when gradients are needed; else on a CUDA GPU ``warp`` (``mjx``
+    when warp-lang is not installed); else ``c``."""
     if backend not in BACKENDS:
         raise BackendError(f"unknown backend {backend!r}; expected one of {BACKENDS}")
     if backend == "auto":
         if differentiable:
             return "mjx"
-        return "warp" if _has_cuda() else "c"
+        if not jax_sees_gpu():
+            return "c"
+        import importlib.util
+
+        return "warp" if importlib.util.find_spec("warp") is not None else "mjx"
     if differentiable and not DIFFERENTIABLE[backend]:
         raise BackendError(
             f"backend {backend!r} is not differentiable; use backend='mjx' (or 'auto') for "
@@ -227,7 +226,7 @@ def rollout(
     A policy is a static argument of the compiled program: pass the same function object
     to reuse it.
     """
-    return run(model, state, drive(model, ctrl, policy, steps)).traj
+    return run(model, state, ctrl, policy=policy, steps=steps).traj
 
 
 def drive(model: SimModel, ctrl: Any, policy: Policy | None, steps: int | None) -> Drive:
@@ -252,10 +251,26 @@ def drive(model: SimModel, ctrl: Any, policy: Policy | None, steps: int | None) 
 
 
 def run(
+    model: SimModel,
+    state: SimState,
+    ctrl: Any = None,
+    *,
+    policy: Policy | None = None,
+    steps: int | None = None,
+    learned: Learned | None = None,
+) -> RolloutOutput:
+    """``rollout`` with a learned part on the control step: ``learned`` (a ``Learned``:
+    a ``LearnedPart``, its parameters and its per-world memory ``(B, ...)``) runs in every
+    control step of every backend. Returns the trajectory and the ``Learned`` with its
+    memory after the last step. ``hybridsim.residual.hybrid_rollout`` is this with the
+    residual as the learned part."""
+    return run_drive(model, state, drive(model, ctrl, policy, steps), learned)
+
+
+def run_drive(
     model: SimModel, state: SimState, drive: Drive, learned: Learned | None = None
 ) -> RolloutOutput:
-    """The one way into a backend: checks what the backend can do, then runs ``drive``
-    (see ``drive``) with an optional learned part (``control_step.Learned``)."""
+    """The one way into a backend: checks what the backend can do, then runs ``drive``."""
     _check_state(model, state)
     backend = backend_module(model.backend)
     if not backend.TRACEABLE and _is_traced((state, drive, learned)):

@@ -36,6 +36,13 @@ from hybridsim._src.types import Observation, SimState, Trajectory
 def put_model(mj_model: mujoco.MjModel, impl: str) -> Any:
     """The backend's device model (an ``mjx.Model`` pytree)."""
     if impl == "warp":
+        import importlib.util
+
+        if importlib.util.find_spec("warp") is None:
+            raise BackendError(
+                "backend 'warp' needs the warp-lang package (pip install warp-lang); use "
+                "backend 'mjx' or 'c' without it"
+            )
         from hybridsim._src.progress import quiet_warp
 
         quiet_warp()

@@ -311,8 +311,8 @@ def hybrid_rollout(
     carry = part.initial_carry(res, jnp.asarray(state.qpos), jnp.asarray(state.qvel))
     if history is not None:
         carry = (jnp.asarray(history, carry[0].dtype), *carry[1:])
-    drive = sim.drive(model, ctrl, policy, steps)
-    out = sim.run(model, state, drive, Learned(params=res, carry=carry, part=part))
+    learned = Learned(params=res, carry=carry, part=part)
+    out = sim.run(model, state, ctrl, policy=policy, steps=steps, learned=learned)
     hist, unc, n = out.learned.carry
     traj = out.traj.replace(backend="neural") if part.replaces_physics else out.traj
     xp = np if isinstance(unc, np.ndarray) else jnp
