@@ -94,3 +94,24 @@ class Trajectory:
     """Seconds per control step: ``substeps * timestep``."""
     backend: str = static_field(default="")
     """The backend that ran: ``"c"``, ``"mjx"`` or ``"warp"``."""
+
+    @classmethod
+    def from_steps(
+        cls, qpos, qvel, act, time, sensordata, status, ctrl, control_dt: float, backend: str
+    ) -> Trajectory:
+        """A Trajectory from per-step arrays with a ``(B, T+1, ...)`` time axis (``act``
+        too); the final state is their last step."""
+        final = SimState(
+            qpos=qpos[:, -1], qvel=qvel[:, -1], act=act[:, -1], time=time[:, -1], status=status
+        )
+        return cls(
+            qpos=qpos,
+            qvel=qvel,
+            ctrl=ctrl,
+            time=time,
+            sensordata=sensordata,
+            status=status,
+            final=final,
+            control_dt=control_dt,
+            backend=backend,
+        )

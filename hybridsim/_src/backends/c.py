@@ -278,18 +278,7 @@ def _stepped(model: SimModel, state: SimState, drive: Drive, learned: Learned | 
 
 
 def _trajectory(model, qp, qv, ac, tm, sens, status, ctrl) -> Trajectory:
-    final = SimState(qpos=qp[:, -1], qvel=qv[:, -1], act=ac[:, -1], time=tm[:, -1], status=status)
-    return Trajectory(
-        qpos=qp,
-        qvel=qv,
-        ctrl=ctrl,
-        time=tm,
-        sensordata=sens,
-        status=status,
-        final=final,
-        control_dt=model.control_dt,
-        backend=NAME,
-    )
+    return Trajectory.from_steps(qp, qv, ac, tm, sens, status, ctrl, model.control_dt, NAME)
 
 
 # ---------------------------------------------------------- a learned part between C calls

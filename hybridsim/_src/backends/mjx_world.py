@@ -266,18 +266,6 @@ def _program(
 
     qpos, qvel = with_start(state.qpos, q), with_start(state.qvel, v)
     act, time = with_start(state.act, a), with_start(state.time, t)
-    final = SimState(
-        qpos=qpos[:, -1], qvel=qvel[:, -1], act=act[:, -1], time=time[:, -1], status=status
-    )
-    traj = Trajectory(
-        qpos=qpos,
-        qvel=qvel,
-        ctrl=u if ctrl is None else ctrl,
-        time=time,
-        sensordata=s,
-        status=status,
-        final=final,
-        control_dt=control_dt,
-        backend=backend,
-    )
+    u = u if ctrl is None else ctrl
+    traj = Trajectory.from_steps(qpos, qvel, act, time, s, status, u, control_dt, backend)
     return traj, lcarry
