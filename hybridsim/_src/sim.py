@@ -34,8 +34,6 @@ from hybridsim._src.types import Policy, SimState, Trajectory
 BACKENDS = ("auto", "c", "mjx", "warp")
 DIFFERENTIABLE = {"c": False, "mjx": True, "warp": False}
 
-__all__ = ["SimModel"]
-
 
 def backend_module(name: str) -> Backend:
     """The module implementing backend ``name`` (explicit dispatch; JAX ones on demand)."""
