@@ -50,6 +50,16 @@ def state_ok(qpos: Any, qvel: Any, act: Any, max_qvel: float) -> Any:
     return finite & (speed <= max_qvel)
 
 
+def all_ok(qpos: Any, qvel: Any, act: Any, max_qvel: float) -> bool:
+    """True when ``state_ok`` holds for every world and step: one whole-array check, for
+    the common case in which nothing went wrong."""
+    xp = xp_of(qpos, qvel, act)
+    with np.errstate(invalid="ignore"):
+        return bool(
+            xp.isfinite(qpos).all() and xp.isfinite(act).all() and (xp.abs(qvel) <= max_qvel).all()
+        )
+
+
 def next_status(status: Any, ctrl_ok: Any, healthy: Any) -> Any:
     """The ``status (...,) int32`` after one control step. Only a world that was healthy
     gets a new flag: ``NONFINITE_CTRL`` if its control was bad, else ``DIVERGED`` if its

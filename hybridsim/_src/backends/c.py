@@ -217,13 +217,24 @@ def _open_loop(model: SimModel, state: SimState, ctrl: np.ndarray) -> Trajectory
     """All T control steps in one MuJoCo C call, then every step's health at once: the
     same flags and held states as T calls of ``control_step``."""
     rt, horizon = model.c_runtime, ctrl.shape[1]
-    safe_ctrl, ctrl_ok = health.clean_controls(ctrl)  # ok (B, T)
+    status = np.asarray(state.status, np.int32).copy()
+    finite_ctrl = bool(np.isfinite(ctrl).all())  # the common case: no copy, no replay
+    safe_ctrl, ctrl_ok = (ctrl, None) if finite_ctrl else health.clean_controls(ctrl)
     qp, qv, ac, tm, sens = _advance(rt, _start(model, state), safe_ctrl, model.substeps)
+    went_back = np.diff(tm, axis=1) <= 0  # MuJoCo reset the world itself
+    if (
+        finite_ctrl
+        and not status.any()
+        and not went_back.any()
+        and health.all_ok(qp, qv, ac, model.max_qvel)
+    ):
+        return _trajectory(model, qp, qv, ac, tm, sens, status, ctrl)
+    if ctrl_ok is None:
+        ctrl_ok = np.ones(ctrl.shape[:2], bool)
     with np.errstate(invalid="ignore"):
         healthy = health.state_ok(qp[:, 1:], qv[:, 1:], ac[:, 1:], model.max_qvel)
-        healthy &= np.diff(tm, axis=1) > 0  # MuJoCo reset the world itself
+    healthy &= ~went_back
     # Replay the status of every step; only worlds that went wrong need it.
-    status = np.asarray(state.status, np.int32).copy()
     hold_from = np.where(status != 0, 0, horizon)
     for b in np.flatnonzero((status == 0) & ~(ctrl_ok & healthy).all(axis=1)):
         for t in range(horizon):
