@@ -264,8 +264,7 @@ def _stepped(model: SimModel, state: SimState, drive: Drive, learned: Learned | 
         learned = Learned(
             params=learned.params, carry=_np(learned.carry), part=OnNumpy(learned.part)
         )
-    rec = [[] for _ in range(5)]
-    ctrls = []
+    worlds, ctrls = [x], []
     for t in range(horizon):
         if drive.policy is None:
             u = np.asarray(drive.ctrl[:, t], np.float64)
@@ -273,19 +272,15 @@ def _stepped(model: SimModel, state: SimState, drive: Drive, learned: Learned | 
             obs = Observation(x.qpos, x.qvel, x.time, x.sensordata)
             u = np.asarray(policy_controls(bsz, model.scene.nu, drive.policy, obs), np.float64)
         x, status, learned = control_step(physics, x, status, u, learned, model.max_qvel)
-        for r, v in zip(rec, (x.qpos, x.qvel, x.act, x.time, x.sensordata), strict=True):
-            r.append(v)
+        worlds.append(x)
         ctrls.append(u)
-    x0 = _start(model, state)
-    qp, qv, ac, tm = (
-        np.stack([a0, *r], axis=1)
-        for a0, r in zip((x0.qpos, x0.qvel, x0.act, x0.time), rec[:4], strict=True)
-    )
-    sens = np.stack(rec[4], axis=1) if horizon else np.zeros((bsz, 0, x0.sensordata.shape[1]))
+    steps = jax.tree.map(lambda *a: np.stack(a, axis=1), *worlds)  # (B, T+1, ...)
+    sens = steps.sensordata[:, 1:]  # sensors after each control step
     ctrl = np.stack(ctrls, axis=1)
     if learned is not None:
         learned = Learned(params=learned.params, carry=learned.carry, part=learned.part.part)
-    return RolloutOutput(_trajectory(model, qp, qv, ac, tm, sens, status, ctrl), learned)
+    traj = _trajectory(model, steps.qpos, steps.qvel, steps.act, steps.time, sens, status, ctrl)
+    return RolloutOutput(traj, learned)
 
 
 def _trajectory(model, qp, qv, ac, tm, sens, status, ctrl) -> Trajectory:
