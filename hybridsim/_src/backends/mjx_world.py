@@ -179,7 +179,9 @@ def rollout(
     ``program_cache`` so that a second process skips tracing MJX."""
     lparams = None if learned is None else learned.params
     lcarry = None if learned is None else learned.carry
-    traj, lcarry = _program(
+    # MuJoCo Warp's FFI calls have no export compatibility guarantee: plain jit for warp.
+    program = _program if impl == "jax" else _program.jitted
+    traj, lcarry = program(
         model.device_model,
         model.params,
         state,
