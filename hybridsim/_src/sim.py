@@ -32,7 +32,6 @@ from hybridsim._src.params import WorldParams, _check_fields
 from hybridsim._src.types import Policy, SimState, Trajectory
 
 BACKENDS = ("auto", "c", "mjx", "warp")
-DIFFERENTIABLE = {"c": False, "mjx": True, "warp": False}
 
 
 def backend_module(name: str) -> Backend:
@@ -63,7 +62,7 @@ def resolve_backend(backend: str, differentiable: bool = False) -> str:
         import importlib.util
 
         return "warp" if importlib.util.find_spec("warp") is not None else "mjx"
-    if differentiable and not DIFFERENTIABLE[backend]:
+    if differentiable and not backend_module(backend).DIFFERENTIABLE:
         raise BackendError(
             f"backend {backend!r} is not differentiable; use backend='mjx' (or 'auto') for "
             "gradients"
