@@ -1,8 +1,30 @@
 """The trajectory interchange format (``.npz``) and atomic file writes.
 
-An interchange file holds ``qpos (B, T+1, nq)``, ``qvel (B, T+1, nv)``,
-``ctrl (B, T, nu)`` as float arrays and ``control_dt`` (seconds, scalar). Real robot
-logs come in the same format.
+An interchange file holds N episodes padded to the longest one (T control steps):
+
+- ``qpos (N, T+1, nq)``, ``qvel (N, T+1, nv)``, ``ctrl (N, T, nu)`` float arrays
+  (m, rad; m/s, rad/s; actuator units); ``ctrl[:, t]`` is applied from state ``t`` to
+  state ``t+1``;
+- ``control_dt``: seconds per control step (scalar).
+
+Optional keys (absent: the default in brackets):
+
+- ``episode_len (N,)`` int: the control steps of each episode, 1..T [every episode has
+  T]. Episode ``i`` is valid at ``qpos[i, :L+1]``, ``qvel[i, :L+1]``, ``ctrl[i, :L]``
+  (``L = episode_len[i]``); the padding repeats the last valid value (finite, never read).
+- ``timestep`` (s) and ``substeps`` (int): how the simulator steps this data,
+  ``control_dt == substeps * timestep`` [the scene's own timestep, and
+  ``control_dt / timestep``, which must then be a whole number]. Written by
+  ``hybridsim data import`` when the frame period is not a whole multiple of the scene's
+  timestep (``hybridsim._src.datasets.timing``).
+- ``qpos_observed (nq,)``, ``qvel_observed (nv,)`` bool: which entries were recorded
+  [all]. Entries not recorded (e.g. the poses of free objects in a robot-only log) hold
+  the scene's initial state, are never scored and get no residual correction.
+- ``import_info``: a JSON string describing where the data came from (source, mapping,
+  ignored features, velocity method, unobserved joints).
+
+Real robot logs (LeRobot v3 datasets, robomimic HDF5) come in through
+``hybridsim data import``, which writes this format.
 """
 
 from __future__ import annotations
@@ -133,4 +155,41 @@ def load_trajectory(path: str | Path, scene: Any | None = None) -> dict[str, np.
         raise DataFileError(
             f"{str(path)!r}: 'control_dt' expected a positive scalar (seconds), found {dt!r}"
         )
+    _check_optional(path, data, n, t, nq, nv)
     return data
+
+
+def _check_optional(path, data: dict[str, np.ndarray], n: int, t: int, nq: int, nv: int):
+    """Checks the optional interchange keys (module docstring)."""
+    where = str(path)
+    if "episode_len" in data:
+        lens = data["episode_len"]
+        if lens.shape != (n,) or not np.issubdtype(lens.dtype, np.integer):
+            raise DataFileError(
+                f"{where!r}: 'episode_len' expected ({n},) integers, found {lens.shape} "
+                f"{lens.dtype}"
+            )
+        if lens.size and (lens.min() < 1 or lens.max() > t):
+            raise DataFileError(
+                f"{where!r}: 'episode_len' must be between 1 and T={t}, found "
+                f"{int(lens.min())}..{int(lens.max())}"
+            )
+    if ("timestep" in data) != ("substeps" in data):
+        raise DataFileError(f"{where!r}: 'timestep' and 'substeps' come together; found one")
+    if "timestep" in data:
+        dt, h, k = float(data["control_dt"]), data["timestep"], data["substeps"]
+        if h.shape != () or not np.isfinite(h) or float(h) <= 0:
+            raise DataFileError(f"{where!r}: 'timestep' expected a positive scalar, found {h!r}")
+        if k.shape != () or not np.issubdtype(k.dtype, np.integer) or int(k) < 1:
+            raise DataFileError(f"{where!r}: 'substeps' expected an int >= 1, found {k!r}")
+        if abs(int(k) * float(h) - dt) > 1e-9 * max(dt, 1.0):
+            raise DataFileError(
+                f"{where!r}: substeps * timestep = {int(k) * float(h):g} s must equal "
+                f"control_dt = {dt:g} s"
+            )
+    for key, size in (("qpos_observed", nq), ("qvel_observed", nv)):
+        if key in data and (data[key].shape != (size,) or data[key].dtype != np.bool_):
+            raise DataFileError(
+                f"{where!r}: {key!r} expected ({size},) bool, found {data[key].shape} "
+                f"{data[key].dtype}"
+            )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import importlib.resources
 from pathlib import Path
@@ -50,6 +51,17 @@ class Scene:
     def timestep(self) -> float:
         """Physics timestep in seconds."""
         return float(self.mj_model.opt.timestep)
+
+    def with_timestep(self, timestep: float) -> Scene:
+        """The same scene stepped with another physics timestep (s): a copy of the model
+        with ``opt.timestep`` changed; this scene is left as it is."""
+        if not (np.isfinite(timestep) and timestep > 0):
+            raise SceneError(f"timestep must be a positive number of seconds, got {timestep!r}")
+        if float(timestep) == self.timestep:
+            return self
+        m = copy.copy(self.mj_model)
+        m.opt.timestep = float(timestep)
+        return Scene(name=self.name, mj_model=m, source=self.source)
 
     def initial_state(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(qpos (nq,), qvel (nv,), act (na,))`` of the first keyframe, or of ``qpos0``."""

@@ -327,6 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_bench)
 
     from hybridsim._src.cli import (
+        data_cmd,
         envs_cmd,
         reconstruct_cmd,
         residual_cmd,
@@ -339,6 +340,7 @@ def build_parser() -> argparse.ArgumentParser:
     scene_cmd.add_parser(sub)
     reconstruct_cmd.add_parser(sub)
     envs_cmd.add_parser(sub)
+    data_cmd.add_parser(sub)
 
     p = sub.add_parser(
         "scenes",
