@@ -41,6 +41,7 @@ import numpy as np
 from hybridsim._src.errors import DataFileError
 
 TRAJECTORY_KEYS = ("qpos", "qvel", "ctrl", "control_dt")
+OPTIONAL_KEYS = ("episode_len", "timestep", "substeps", "qpos_observed", "qvel_observed")
 
 
 @contextmanager
@@ -72,7 +73,7 @@ def save_trajectory(path: str | Path, traj: Any, **extra: Any) -> Path:
         "ctrl": np.asarray(traj.ctrl, dtype=np.float64),
         "control_dt": np.asarray(float(traj.control_dt)),
     }
-    for name in ("sensordata", "time", "status"):
+    for name in ("sensordata", "time", "status", *OPTIONAL_KEYS):
         value = getattr(traj, name, None)
         if value is not None:
             arrays[name] = np.asarray(value)

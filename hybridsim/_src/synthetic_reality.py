@@ -187,6 +187,13 @@ class Recording:
     """Seconds per control step: ``substeps * timestep``."""
     metadata: Mapping[str, Any]
     """JSON-ready description: scene, effects, seed, substeps, behaviour, initial_noise."""
+    episode_len: np.ndarray | None = None
+    """(N,) int: control steps of each episode (None: all T). Past its length an episode
+    is padded with its last state and control."""
+    timestep: float | None = None
+    """Physics timestep (s) when recorded at a ``rate`` (None: the scene's)."""
+    substeps: int | None = None
+    """Physics steps per control step when recorded at a ``rate``."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -756,8 +763,16 @@ def record(
     behaviour: Behaviour | None = None,
     initial_noise: float = 0.0,
     progress: Callable[[str], None] | None = None,
+    rate: float | None = None,
+    min_steps: int | None = None,
 ) -> Recording:
     """Records ``episodes`` episodes of ``steps`` control steps of the behaviour policy.
+
+    ``rate`` (Hz) records at that frame rate instead of every ``substeps`` timesteps: the
+    reality steps ``timing.choose_timing(1 / rate, timestep)`` (e.g. 30 Hz on a 5 ms scene:
+    7 steps of 4.76 ms), written down as ``timestep`` and ``substeps``. ``min_steps``
+    gives episodes of different lengths, uniform in ``[min_steps, steps]`` (drawn from the
+    seed), as ``episode_len``; the arrays are padded to ``steps``.
 
     Episodes start from the scene's first keyframe, at rest; ``initial_noise`` (m or rad,
     std) perturbs the hinge and slide joints' qpos (free and ball joints keep the keyframe
@@ -774,6 +789,18 @@ def record(
     behaviour = Behaviour() if behaviour is None else behaviour
     if not (math.isfinite(initial_noise) and initial_noise >= 0):
         raise EffectsError(f"initial_noise must be >= 0 (m or rad), got {initial_noise!r}")
+    timing = None
+    if rate is not None:
+        from hybridsim._src.datasets.timing import choose_timing
+
+        if not (isinstance(rate, int | float) and math.isfinite(rate) and rate > 0):
+            raise EffectsError(f"rate must be a positive number of frames per second, got {rate!r}")
+        timing = choose_timing(1.0 / rate, scene.timestep)
+        scene, substeps = scene.with_timestep(timing.timestep), timing.substeps
+    if min_steps is not None and not (
+        isinstance(min_steps, int) and not isinstance(min_steps, bool) and 1 <= min_steps <= steps
+    ):
+        raise EffectsError(f"min_steps must be an int in [1, steps={steps}], got {min_steps!r}")
     ctrl = behaviour_controls(scene, behaviour, episodes, steps, seed, substeps)
     q_init = scene.initial_state()[0]
     qpos0 = np.tile(q_init, (episodes, 1))
@@ -792,4 +819,27 @@ def record(
         "sine_freq": [float(f) for f in behaviour.sine_freq],
     }
     metadata["initial_noise"] = float(initial_noise)
-    return dataclasses.replace(rec, metadata=metadata)
+    rec = dataclasses.replace(rec, metadata=metadata)
+    if timing is not None:
+        metadata["rate"] = float(rate)
+        rec = dataclasses.replace(rec, timestep=timing.timestep, substeps=timing.substeps)
+    if min_steps is not None:
+        lengths = _rng(seed, 3).integers(min_steps, steps + 1, episodes)
+        rec = _cut_to_lengths(rec, lengths)
+    return rec
+
+
+def _cut_to_lengths(rec: Recording, lengths: np.ndarray) -> Recording:
+    """Episodes cut to ``lengths (N,)`` control steps, padded with their last values."""
+    t = np.arange(rec.ctrl.shape[1] + 1)[None, :]
+    state_t = np.minimum(t, lengths[:, None])  # (N, T+1): last valid state past the end
+    ctrl_t = np.minimum(t[:, :-1], lengths[:, None] - 1)
+    rows = np.arange(len(lengths))[:, None]
+    return dataclasses.replace(
+        rec,
+        qpos=rec.qpos[rows, state_t],
+        qvel=rec.qvel[rows, state_t],
+        ctrl=rec.ctrl[rows, ctrl_t],
+        applied_ctrl=rec.applied_ctrl[rows, ctrl_t],
+        episode_len=lengths.astype(np.int64),
+    )

@@ -44,6 +44,8 @@ def cmd_synthetic_reality_record(args: argparse.Namespace) -> int:
             behaviour=behaviour,
             initial_noise=args.initial_noise,
             progress=progress.say,
+            rate=args.rate,
+            min_steps=args.min_steps,
         )
     path = hs.save_trajectory(
         args.out,
@@ -93,6 +95,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     r.add_argument("--steps", type=int, required=True, help="control steps T per episode")
     r.add_argument("--seed", type=int, required=True, help="seed (>= 0); same seed, same data")
     r.add_argument("--substeps", type=int, default=1, help="physics steps per control step")
+    r.add_argument(
+        "--rate",
+        type=float,
+        help="record at this many frames per second instead of every --substeps timesteps "
+        "(e.g. 30: the reality steps a timestep that divides 1/30 s, written to the file)",
+    )
+    r.add_argument(
+        "--min-steps",
+        type=int,
+        help="episodes of different lengths, uniform in [MIN_STEPS, STEPS] (episode_len)",
+    )
     r.add_argument("--behaviour", default="ou", choices=["ou", "sine"], help="behaviour policy")
     r.add_argument(
         "--scale", type=float, default=0.5, help="behaviour size, fraction of half the ctrl range"

@@ -51,12 +51,17 @@ class EnvConfig:
     Warp through MJX's FFI: the fast path on CUDA; runs slowly on the CPU)."""
     substeps: int = 1
     """Physics steps per control step (``control_dt = substeps * timestep``)."""
+    timestep: float | None = None
+    """Physics timestep in seconds; None: the scene's own."""
     episode_length: int = 1000
     """Control steps before truncation (applied by ``EpisodeWrapper``)."""
     residual_dir: str | None = None
     """Folder written by ``hybridsim residual fit`` (``meta.json``, ``weights.msgpack``):
     run the task on the hybrid simulator (physics plus the fitted residual, with any
-    identified physical parameters). ``None``: physics alone."""
+    identified physical parameters). ``None``: physics alone. The env then steps as the
+    model was fitted: its ``timestep`` and ``substeps`` replace these fields (e.g. a log
+    imported at 30 Hz on a 5 ms scene: 4.76 ms x 7); an explicit ``timestep`` that differs
+    is an error."""
     max_qvel: float = 1e5
     """A world whose |qvel| exceeds this (rad/s or m/s) is flagged diverged and terminates."""
     differentiable: bool = False
@@ -75,6 +80,10 @@ class EnvConfig:
             raise EnvError(f"substeps must be a positive int, got {self.substeps!r}")
         if not isinstance(self.episode_length, int) or self.episode_length < 1:
             raise EnvError(f"episode_length must be a positive int, got {self.episode_length!r}")
+        if self.timestep is not None and not (
+            isinstance(self.timestep, int | float) and 0 < self.timestep < float("inf")
+        ):
+            raise EnvError(f"timestep must be a positive number of seconds, got {self.timestep!r}")
 
 
 @pytree_dataclass
@@ -161,6 +170,18 @@ def _float():
     return jnp.float32
 
 
+def _fitted_timing(config: EnvConfig, fitted: Any) -> EnvConfig:
+    """The config with the timing a fitted model was fitted at (when it recorded one)."""
+    if fitted.timestep is None or fitted.substeps is None:
+        return config
+    if config.timestep is not None and abs(config.timestep - fitted.timestep) > 1e-12:
+        raise EnvError(
+            f"timestep={config.timestep:g} s, but the model in {config.residual_dir!r} was "
+            f"fitted at {fitted.timestep:g} s x {fitted.substeps} substeps (leave timestep None)"
+        )
+    return dataclasses.replace(config, timestep=fitted.timestep, substeps=fitted.substeps)
+
+
 class Env(abc.ABC):
     """A task on a scene: pure ``reset(key)`` and ``step(state, action)``.
 
@@ -176,16 +197,23 @@ class Env(abc.ABC):
     def __init__(self, config: EnvConfig, scene: str | Path | mujoco.MjModel | Scene):
         from hybridsim._src import sim
 
+        scene = load_scene(scene)
+        fitted = None
+        if config.residual_dir is not None:
+            from hybridsim._src.residual.fit import load_fitted
+
+            fitted = load_fitted(config.residual_dir, scene)
+            config = _fitted_timing(config, fitted)
         self._config = config
-        self._scene = load_scene(scene)
+        self._scene = scene.with_timestep(config.timestep) if config.timestep else scene
         m = self._scene.mj_model
         if config.differentiable:  # MJX differentiates its solver only at a fixed count
             m = copy.copy(m)
             m.opt.iterations = 1
         self._mx = sim.device_model(m, config.impl)
         self._residual = None
-        if config.residual_dir is not None:
-            self._load_residual(config.residual_dir)
+        if fitted is not None:
+            self._use_fitted(fitted)
         low, high = self._scene.ctrl_range()
         low = np.where(np.isfinite(low), low, -1.0)
         high = np.where(np.isfinite(high), high, 1.0)
@@ -196,11 +224,9 @@ class Env(abc.ABC):
 
     # ----------------------------------------------------------------- construction
 
-    def _load_residual(self, residual_dir: str) -> None:
+    def _use_fitted(self, fitted: Any) -> None:
         from hybridsim._src import sim
-        from hybridsim._src.residual.fit import load_fitted
 
-        fitted = load_fitted(residual_dir, self._scene)
         if fitted.sysid:  # identified parameters, with the constants derived from them
             from hybridsim._src.params import derived_fields
 
@@ -237,6 +263,11 @@ class Env(abc.ABC):
             raise ShapeError(
                 f"residual was fitted at control_dt={dims.control_dt:g} s; task {self.name!r} "
                 f"steps {self.control_dt:g} s (set substeps so that they match)"
+            )
+        if dims.timestep and abs(dims.timestep - s.timestep) > 1e-12 * max(dims.timestep, 1.0):
+            raise ShapeError(
+                f"residual was fitted with physics timestep {dims.timestep:g} s; task "
+                f"{self.name!r} steps {s.timestep:g} s (set timestep={dims.timestep!r})"
             )
         self._residual = residual
 

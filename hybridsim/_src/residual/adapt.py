@@ -73,9 +73,9 @@ def estimate_mass_scale(
     """
     from hybridsim._src.residual.evaluate import _predict
 
+    scene, substeps = rdata.stepping(scene, episodes)
     m = scene.mj_model
     n, t = episodes.num, episodes.steps
-    substeps = rdata.substeps_for(scene, episodes.control_dt)
     history = residual.config.history if residual is not None else 0
     if hist is None:
         hist = rdata.histories(episodes, history)[:, :-1]
@@ -97,8 +97,9 @@ def estimate_mass_scale(
         precision,
     )
     dv_b = bias_velocity_change(scene, q0, v0, episodes.control_dt, params)
-    x = (pv[:, 1] - v0 - dv_b).reshape(n, -1)  # model's force part at s = 1
-    y = (v1 - v0 - dv_b).reshape(n, -1)  # recorded
+    seen = episodes.valid[:, :, None] & episodes.qvel_observed  # (N, T, nv): recorded
+    x = ((pv[:, 1] - v0 - dv_b).reshape(n, t, -1) * seen).reshape(n, -1)  # model, at s = 1
+    y = ((v1 - v0 - dv_b).reshape(n, t, -1) * seen).reshape(n, -1)  # recorded
     xx = np.sum(x * x, axis=1)
     inv = np.sum(x * y, axis=1) / np.maximum(xx, 1e-300)
     informative = (xx > 0) & (inv > 0) & np.isfinite(inv)

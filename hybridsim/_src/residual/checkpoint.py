@@ -24,11 +24,11 @@ from hybridsim._src.io import atomic_path
 _PHASE_OFFSET = {"one_step": 0, "multi_step": 10**9}
 
 
-def fingerprint(config: Any, qpos: np.ndarray, qvel: np.ndarray, ctrl: np.ndarray) -> str:
-    """SHA-256 of the fit configuration's repr and the data: a checkpoint resumes only a
-    fit with the same of both."""
+def fingerprint(config: Any, *arrays: np.ndarray) -> str:
+    """SHA-256 of the fit configuration's repr and the data arrays: a checkpoint resumes
+    only a fit with the same of both."""
     h = hashlib.sha256(repr(config).encode())
-    for a in (qpos, qvel, ctrl):
+    for a in arrays:
         h.update(np.ascontiguousarray(a).tobytes())
     return h.hexdigest()
 

@@ -18,12 +18,41 @@ from hybridsim._src.residual.kinematics import differentiate_pos
 
 @dataclasses.dataclass(frozen=True)
 class Episodes:
-    """Recorded episodes: qpos (N, T+1, nq), qvel (N, T+1, nv), ctrl (N, T, nu)."""
+    """Recorded episodes, padded to the longest (T control steps); see the interchange
+    format in ``hybridsim._src.io``.
+
+    Episode ``i`` is valid at ``qpos[i, :L+1]``, ``qvel[i, :L+1]``, ``ctrl[i, :L]`` with
+    ``L = length[i]``; what follows is padding, never read.
+    """
 
     qpos: np.ndarray
+    """(N, T+1, nq) m, rad"""
     qvel: np.ndarray
+    """(N, T+1, nv) m/s, rad/s"""
     ctrl: np.ndarray
+    """(N, T, nu) actuator units; ``ctrl[:, t]`` takes state t to t+1"""
     control_dt: float
+    """Seconds per control step."""
+    length: np.ndarray | None = None
+    """(N,) int: control steps of each episode (None: every episode has T)."""
+    timestep: float | None = None
+    """Physics timestep (s) the data is stepped with (None: the scene's own)."""
+    qpos_observed: np.ndarray | None = None
+    """(nq,) bool: qpos entries that were recorded (None: all)."""
+    qvel_observed: np.ndarray | None = None
+    """(nv,) bool: qvel entries that were recorded (None: all)."""
+
+    def __post_init__(self):
+        n, t = self.ctrl.shape[:2]
+        defaults = {
+            "length": np.full(n, t, np.int64),
+            "qpos_observed": np.ones(self.qpos.shape[-1], bool),
+            "qvel_observed": np.ones(self.qvel.shape[-1], bool),
+        }
+        for name, default in defaults.items():
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, default)
+        object.__setattr__(self, "length", np.asarray(self.length, np.int64))
 
     @property
     def num(self) -> int:
@@ -31,30 +60,83 @@ class Episodes:
 
     @property
     def steps(self) -> int:
+        """T: control steps of the padded arrays (the longest episode's, or more)."""
         return int(self.ctrl.shape[1])
 
+    @property
+    def longest(self) -> int:
+        """Control steps of the longest episode."""
+        return int(self.length.max()) if self.num else 0
+
+    @property
+    def valid(self) -> np.ndarray:
+        """(N, T) bool: the control steps that belong to an episode (not padding)."""
+        return np.arange(self.steps)[None, :] < self.length[:, None]
+
+    @property
+    def fully_observed(self) -> bool:
+        return bool(self.qpos_observed.all() and self.qvel_observed.all())
+
     def subset(self, idx: np.ndarray) -> Episodes:
-        return Episodes(self.qpos[idx], self.qvel[idx], self.ctrl[idx], self.control_dt)
+        return dataclasses.replace(
+            self,
+            qpos=self.qpos[idx],
+            qvel=self.qvel[idx],
+            ctrl=self.ctrl[idx],
+            length=self.length[idx],
+        )
 
 
 def episodes_from(data: dict[str, np.ndarray]) -> Episodes:
+    """Episodes from interchange arrays (``load_trajectory``'s dict, or a recording's
+    ``vars``); the optional keys default as the format says."""
+
+    def opt(key, dtype):
+        return np.asarray(data[key], dtype) if data.get(key) is not None else None
+
     return Episodes(
         qpos=np.asarray(data["qpos"], np.float64),
         qvel=np.asarray(data["qvel"], np.float64),
         ctrl=np.asarray(data["ctrl"], np.float64),
         control_dt=float(data["control_dt"]),
+        length=opt("episode_len", np.int64),
+        timestep=float(data["timestep"]) if data.get("timestep") is not None else None,
+        qpos_observed=opt("qpos_observed", bool),
+        qvel_observed=opt("qvel_observed", bool),
     )
 
 
-def substeps_for(scene: Scene, control_dt: float) -> int:
-    """Physics substeps per control step; the data's control_dt must be a multiple."""
-    k = control_dt / scene.timestep
+def stepping(scene: Scene, ep: Episodes) -> tuple[Scene, int]:
+    """The scene as the data is stepped (at the data's timestep, when it names one) and
+    the physics substeps per control step; the control period must be a whole multiple of
+    that timestep."""
+    if ep.timestep is not None:
+        scene = scene.with_timestep(ep.timestep)
+    k = ep.control_dt / scene.timestep
     if abs(k - round(k)) > 1e-6 or round(k) < 1:
         raise DataFileError(
-            f"data control_dt={control_dt:g} s is not a whole multiple of scene "
-            f"{scene.name!r}'s timestep {scene.timestep:g} s"
+            f"data control_dt={ep.control_dt:g} s is not a whole multiple of scene "
+            f"{scene.name!r}'s timestep {scene.timestep:g} s; import the data with "
+            f"'hybridsim data import', which chooses a timestep that divides it"
         )
-    return int(round(k))
+    return scene, int(round(k))
+
+
+def window_starts(ep: Episodes, horizon: int, stride: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(episode (W,), start (W,))`` of every window of ``horizon`` control steps starting
+    at t = 0, stride, 2 stride, ... of each episode while ``t + horizon <= length``."""
+    eps, starts = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
+    for i, n in enumerate(ep.length):
+        s = np.arange(0, int(n) - horizon + 1, stride)
+        eps.append(np.full(len(s), i, np.int64))
+        starts.append(s.astype(np.int64))
+    return np.concatenate(eps), np.concatenate(starts)
+
+
+def gather_steps(a: np.ndarray, ep_idx: np.ndarray, start: np.ndarray, count: int) -> np.ndarray:
+    """``a (N, T', ...)`` at steps ``start .. start+count-1`` of episodes ``ep_idx``:
+    ``(W, count, ...)``."""
+    return a[ep_idx[:, None], start[:, None] + np.arange(count)[None, :]]
 
 
 def histories(ep: Episodes, history: int) -> np.ndarray:
@@ -155,21 +237,36 @@ class Windows:
 
 def cut_windows(ep: Episodes, horizon: int, history: int) -> Windows:
     """Windows of ``horizon`` control steps starting every ``max(1, horizon // 2)`` steps
-    of every episode (numpy, float64)."""
+    of every episode, within each episode's length (numpy, float64)."""
     h = horizon
-    if ep.steps < h:
-        raise DataFileError(f"episodes have {ep.steps} steps; the horizon needs {h}")
+    if ep.longest < h:
+        raise DataFileError(f"the longest episode has {ep.longest} steps; the horizon needs {h}")
     hist = histories(ep, history)
-    starts = np.arange(0, ep.steps - h + 1, max(1, h // 2))
-
-    def after(a):  # (N, T+1, D) -> (N * S, h, D): the h recorded steps after each start
-        return np.stack([a[:, s + 1 : s + h + 1] for s in starts], 1).reshape(-1, h, a.shape[2])
-
+    e, s = window_starts(ep, h, max(1, h // 2))
     return Windows(
-        qpos0=ep.qpos[:, starts].reshape(-1, ep.qpos.shape[2]),
-        qvel0=ep.qvel[:, starts].reshape(-1, ep.qvel.shape[2]),
-        history=hist[:, starts].reshape(-1, *hist.shape[2:]),
-        ctrl=np.stack([ep.ctrl[:, s : s + h] for s in starts], 1).reshape(-1, h, ep.ctrl.shape[2]),
-        qpos=after(ep.qpos),
-        qvel=after(ep.qvel),
+        qpos0=ep.qpos[e, s],
+        qvel0=ep.qvel[e, s],
+        history=hist[e, s],
+        ctrl=gather_steps(ep.ctrl, e, s, h),
+        qpos=gather_steps(ep.qpos, e, s + 1, h),
+        qvel=gather_steps(ep.qvel, e, s + 1, h),
     )
+
+
+def unobserved_joints(scene: Scene, ep: Episodes) -> list[str]:
+    """Names of the joints whose positions or velocities the data does not record."""
+    from hybridsim._src.datasets.names import joint_name, joint_of_qpos, joint_of_qvel
+
+    m = scene.mj_model
+    missing = {j for j, ok in zip(joint_of_qpos(m), ep.qpos_observed, strict=True) if not ok}
+    missing |= {j for j, ok in zip(joint_of_qvel(m), ep.qvel_observed, strict=True) if not ok}
+    return [joint_name(m, j) for j in sorted(missing)]
+
+
+def observed_joints(scene: Scene, ep: Episodes) -> list[str]:
+    """Names of the joints the data records in full (positions and velocities)."""
+    from hybridsim._src.datasets.names import joint_name
+
+    missing = set(unobserved_joints(scene, ep))
+    names = [joint_name(scene.mj_model, j) for j in range(scene.mj_model.njnt)]
+    return [n for n in names if n not in missing]

@@ -6,12 +6,18 @@
   in velocity space) and velocities separately, and averaged. Dimensions that never move
   (objects at rest) therefore cannot dominate it.
 - ``rollout_rmse``: open-loop rollouts of H control steps with the recorded controls from
-  recorded states at window starts t = 0, H, 2H, ... of every episode while t + H <= T;
-  the qpos RMSE at step H, over all windows and qpos entries. Models with memory read the
-  record before the window start.
+  recorded states at window starts t = 0, H, 2H, ... of every episode while t + H is
+  within the episode; the qpos RMSE at step H, over all windows and qpos entries. Models
+  with memory read the record before the window start.
+
+Both use every episode over its own length (``episode_len``), are computed on the
+entries the data records (``qpos_observed``/``qvel_observed``), and step the physics at
+the data's timestep (``data.stepping``).
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 
@@ -68,16 +74,13 @@ def evaluate(
     ``adapt_steps`` recorded steps before the window (when there are any) it estimates a
     mass scale (``estimate_mass_scale``) and rolls out with every body's mass and inertia
     scaled by it. Only ``rollout_rmse`` adapts; ``one_step_nmse`` does not."""
-    substeps = rdata.substeps_for(scene, episodes.control_dt)
-    n, t = episodes.num, episodes.steps
-    if horizon < 1 or horizon > t:
-        raise DataFileError(f"horizon {horizon} must be between 1 and the episode length {t}")
+    scene, substeps = rdata.stepping(scene, episodes)
+    _check_horizon(horizon, episodes)
     m = scene.mj_model
     history = residual.config.history if residual is not None else 0
     hist = rdata.histories(episodes, history)  # (N, T+1, H, D)
-    # one step from every recorded state
-    q0 = episodes.qpos[:, :-1].reshape(n * t, -1)
-    v0 = episodes.qvel[:, :-1].reshape(n * t, -1)
+    valid = episodes.valid  # (N, T): one step from every recorded state of every episode
+    q0, v0 = episodes.qpos[:, :-1][valid], episodes.qvel[:, :-1][valid]
     pq, pv = _predict(
         scene,
         episodes,
@@ -86,14 +89,14 @@ def evaluate(
         params,
         q0,
         v0,
-        hist[:, :-1].reshape(n * t, history, hist.shape[-1]),
-        episodes.ctrl.reshape(n * t, 1, -1),
+        hist[:, :-1][valid],
+        episodes.ctrl[valid][:, None],
         precision,
     )
-    true_q = episodes.qpos[:, 1:].reshape(n * t, -1)
-    true_v = episodes.qvel[:, 1:].reshape(n * t, -1)
-    err_q, err_v = differentiate_pos(m, true_q, pq[:, 1]), pv[:, 1] - true_v
-    chg_q, chg_v = differentiate_pos(m, q0, true_q), true_v - v0
+    true_q, true_v = episodes.qpos[:, 1:][valid], episodes.qvel[:, 1:][valid]
+    seen = episodes.qvel_observed  # positions are compared in velocity space
+    err_q, err_v = differentiate_pos(m, true_q, pq[:, 1])[:, seen], (pv[:, 1] - true_v)[:, seen]
+    chg_q, chg_v = differentiate_pos(m, q0, true_q)[:, seen], (true_v - v0)[:, seen]
     nmse = float(
         np.mean(
             [
@@ -116,11 +119,20 @@ def rollout_rmse(
     precision: str = "float32",
     adapt_steps: int = 0,
 ) -> float:
-    """Open-loop qpos RMSE at step ``horizon`` (the windows rule of the module docstring)."""
+    """Open-loop qpos RMSE at step ``horizon`` (the windows rule of the module docstring),
+    over the recorded qpos entries."""
     per_entry = rollout_rmse_per_entry(
         scene, episodes, horizon, residual, params, hist, precision, adapt_steps
     )
-    return float(np.sqrt(np.mean(per_entry**2)))
+    return float(np.sqrt(np.nanmean(per_entry**2)))
+
+
+def _check_horizon(horizon: int, episodes: rdata.Episodes) -> None:
+    if horizon < 1 or horizon > episodes.longest:
+        raise DataFileError(
+            f"horizon {horizon} must be between 1 and the longest episode's "
+            f"{episodes.longest} control steps"
+        )
 
 
 def rollout_rmse_per_entry(
@@ -134,21 +146,18 @@ def rollout_rmse_per_entry(
     adapt_steps: int = 0,
 ) -> np.ndarray:
     """(nq,) open-loop RMSE at step ``horizon`` of each qpos entry, over the same windows
-    as ``rollout_rmse`` (whose value is the root mean square of these)."""
+    as ``rollout_rmse`` (whose value is the root mean square of these); NaN for the
+    entries the data does not record."""
     if adapt_steps < 0:
         raise DataFileError(f"adapt_steps must be >= 0, got {adapt_steps}")
-    substeps = rdata.substeps_for(scene, episodes.control_dt)
-    n, t = episodes.num, episodes.steps
-    m = scene.mj_model
+    scene, substeps = rdata.stepping(scene, episodes)
+    _check_horizon(horizon, episodes)
     history = residual.config.history if residual is not None else 0
     if hist is None:
         hist = rdata.histories(episodes, history)
-    starts = np.arange(0, t - horizon + 1, horizon)
-    wq = episodes.qpos[:, starts].reshape(-1, m.nq)
-    wv = episodes.qvel[:, starts].reshape(-1, m.nv)
-    wh = hist[:, starts].reshape(n * len(starts), history, hist.shape[-1])
-    wu = np.stack([episodes.ctrl[:, s : s + horizon] for s in starts], 1).reshape(-1, horizon, m.nu)
-    target = episodes.qpos[:, starts + horizon].reshape(-1, m.nq)
+    e, s = rdata.window_starts(episodes, horizon, horizon)
+    wu = rdata.gather_steps(episodes.ctrl, e, s, horizon)
+    target = episodes.qpos[e, s + horizon]
     batched = False
     if adapt_steps > 0 and residual is not None and residual.config.kind == "neural":
         raise ShapeError(
@@ -156,39 +165,54 @@ def rollout_rmse_per_entry(
         )
     if adapt_steps > 0:
         scales = window_mass_scales(
-            scene, episodes, starts, adapt_steps, residual, params, hist, precision
+            scene, episodes, (e, s), adapt_steps, residual, params, hist, precision
         )
-        params, batched = mass_params(scene, scales.reshape(-1), params), True
+        params, batched = mass_params(scene, scales, params), True
     rq, _ = _predict(
-        scene, episodes, substeps, residual, params, wq, wv, wh, wu, precision, batched
+        scene,
+        episodes,
+        substeps,
+        residual,
+        params,
+        episodes.qpos[e, s],
+        episodes.qvel[e, s],
+        hist[e, s],
+        wu,
+        precision,
+        batched,
     )
-    return np.sqrt(np.mean((rq[:, -1] - target) ** 2, axis=0))
+    rmse = np.sqrt(np.mean((rq[:, -1] - target) ** 2, axis=0))
+    return np.where(episodes.qpos_observed, rmse, np.nan)
 
 
 def window_mass_scales(
     scene: Scene,
     episodes: rdata.Episodes,
-    starts: np.ndarray,
+    windows: tuple[np.ndarray, np.ndarray],
     adapt_steps: int,
     residual: Residual | None,
     params: dict[str, np.ndarray] | None,
     hist: np.ndarray,
     precision: str = "float32",
 ) -> np.ndarray:
-    """(N, S) mass scale for the window at each start: estimated from the record's last
-    ``adapt_steps`` steps before it; 1 for a window at the start of the record."""
-    scales = np.ones((episodes.num, len(starts)))
-    for i, s in enumerate(starts):
-        if s == 0:
-            continue
-        a = max(0, int(s) - adapt_steps)
-        recent = rdata.Episodes(
-            episodes.qpos[:, a : s + 1],
-            episodes.qvel[:, a : s + 1],
-            episodes.ctrl[:, a:s],
-            episodes.control_dt,
+    """(W,) mass scale for each window ``(episode (W,), start (W,))``: estimated from the
+    record's last ``adapt_steps`` steps before it; 1 for a window at the start of the
+    record."""
+    e, s = windows
+    scales = np.ones(len(e))
+    for start in np.unique(s[s > 0]):
+        pick = np.flatnonzero(s == start)
+        a = max(0, int(start) - adapt_steps)
+        recent = dataclasses.replace(
+            episodes.subset(e[pick]),
+            qpos=episodes.qpos[e[pick], a : start + 1],
+            qvel=episodes.qvel[e[pick], a : start + 1],
+            ctrl=episodes.ctrl[e[pick], a:start],
+            length=None,
         )
-        scales[:, i] = estimate_mass_scale(scene, recent, residual, params, hist[:, a:s], precision)
+        scales[pick] = estimate_mass_scale(
+            scene, recent, residual, params, hist[e[pick], a:start], precision
+        )
     return scales
 
 

@@ -90,6 +90,10 @@ class Fitted:
     log: list[dict[str, float]]
     """One entry per evaluation: ``phase``, ``step``, ``train`` and ``val`` scores; a
     phase that could not run has one entry with ``skipped`` (the reason) instead."""
+    timestep: float | None = None
+    """Physics timestep (s) the model was fitted at; None: not recorded (the scene's)."""
+    substeps: int | None = None
+    """Physics steps per control step it was fitted at; None: not recorded."""
 
 
 def fit(
@@ -106,7 +110,8 @@ def fit(
     """
     say = progress or _silent
     sysid.check_fields(scene, config.sysid)
-    substeps = rdata.substeps_for(scene, episodes.control_dt)
+    scene, substeps = rdata.stepping(scene, episodes)
+    config = dataclasses.replace(config, residual=observed_config(scene, episodes, config))
     train, val = phases.split_episodes(episodes, config.val_fraction, config.seed)
     multi_step = config.multi_step_iters > 0 and config.horizon > 0
     unroll = phases.unroll_setup(scene, train, val, config, substeps) if multi_step else None
@@ -124,7 +129,9 @@ def fit(
         trainable, make_optimizer(opt).init(trainable), "one_step" if do_residual else "multi_step"
     )
     ckpt = out / "checkpoint"
-    fingerprint = checkpoint.fingerprint(config, episodes.qpos, episodes.qvel, episodes.ctrl)
+    fingerprint = checkpoint.fingerprint(
+        config, episodes.qpos, episodes.qvel, episodes.ctrl, episodes.length
+    )
     state = training.resume(ckpt, fingerprint, fresh, say)
     save = functools.partial(training.save_state, ckpt, fingerprint)
     rule = training.StopRule(config.patience, config.min_fraction)
@@ -152,14 +159,36 @@ def fit(
         residual=res.replace(params=kept["net"]) if do_residual else None,
         sysid=sysid.sysid_arrays(scene, kept["theta"]),
         log=log,
+        timestep=scene.timestep,
+        substeps=substeps,
     )
-    save_fitted(out, scene, fitted, config, episodes.control_dt)
+    save_fitted(out, scene, fitted, config, episodes.control_dt, substeps)
     shutil.rmtree(ckpt, ignore_errors=True)
     return fitted
 
 
 def _silent(_: str) -> None:
     pass
+
+
+def observed_config(scene: Scene, episodes: rdata.Episodes, config: FitConfig) -> ResidualConfig:
+    """The residual config for data that may not record every joint: a residual acts only
+    on joints the data records in full; by default on all of those."""
+    rc = config.residual
+    missing = rdata.unobserved_joints(scene, episodes)
+    if not missing or config.sysid_only:
+        return rc
+    if rc.kind == "neural":
+        raise FitError(
+            f"the pure-neural model predicts every joint, but the data does not record "
+            f"{missing}; fit a 'force' or 'state' residual"
+        )
+    bad = [j for j in rc.dofs if j in missing]
+    if bad:
+        raise FitError(f"residual dofs {bad} are not recorded in the data (unobserved: {missing})")
+    if rc.dofs:
+        return rc
+    return dataclasses.replace(rc, dofs=tuple(rdata.observed_joints(scene, episodes)))
 
 
 def _optimizer_config(config: FitConfig) -> OptimizerConfig:
@@ -182,8 +211,11 @@ def _check_finite(trainable) -> None:
         )
 
 
-def save_fitted(out: Path, scene: Scene, fitted: Fitted, config: FitConfig, control_dt: float):
-    """Writes ``meta.json`` and ``weights.msgpack`` (atomically)."""
+def save_fitted(
+    out: Path, scene: Scene, fitted: Fitted, config: FitConfig, control_dt: float, substeps: int
+):
+    """Writes ``meta.json`` and ``weights.msgpack`` (atomically). ``scene`` is stepped as
+    the data was: its timestep and ``substeps`` are written down with ``control_dt``."""
     meta = {
         "format": "hybridsim-residual-1",
         "scene": scene.name,
@@ -191,6 +223,8 @@ def save_fitted(out: Path, scene: Scene, fitted: Fitted, config: FitConfig, cont
         "nv": scene.nv,
         "nu": scene.nu,
         "control_dt": control_dt,
+        "timestep": scene.timestep,
+        "substeps": int(substeps),
         "residual": dataclasses.asdict(config.residual) if fitted.residual is not None else None,
         "sysid": {k: np.asarray(v).tolist() for k, v in fitted.sysid.items()},
         "log": fitted.log,
@@ -202,6 +236,12 @@ def save_fitted(out: Path, scene: Scene, fitted: Fitted, config: FitConfig, cont
         )
     with atomic_path(out / "meta.json", suffix=".json") as tmp:
         tmp.write_text(json.dumps(meta, indent=2))
+
+
+def fitted_scene(scene: Scene, meta: dict) -> Scene:
+    """The scene stepped as the model was fitted: at the recorded timestep, when the fit
+    wrote one (fits of data at the scene's own timestep leave it as it is)."""
+    return scene.with_timestep(meta["timestep"]) if meta.get("timestep") else scene
 
 
 def load_fitted(path: str | Path, scene: Scene) -> Fitted:
@@ -225,7 +265,7 @@ def load_fitted(path: str | Path, scene: Scene) -> Fitted:
         rc = ResidualConfig(
             **{**rc, "hidden": tuple(rc["hidden"]), "dofs": tuple(rc.get("dofs", ()))}
         )
-        res = init_residual(scene, rc, meta["control_dt"])
+        res = init_residual(fitted_scene(scene, meta), rc, meta["control_dt"])
         template = (res.params, res.feature_mean, res.feature_std, res.output_scale)
         (params, fmean, fstd, oscale), _ = checkpoint.load_arrays(
             path / "weights.msgpack", template
@@ -237,4 +277,10 @@ def load_fitted(path: str | Path, scene: Scene) -> Fitted:
     for k in sysid:
         if k not in PER_WORLD_FIELDS:
             raise DataFileError(f"{str(meta_path)!r}: unknown identified field {k!r}")
-    return Fitted(residual=residual, sysid=sysid, log=meta.get("log", []))
+    return Fitted(
+        residual=residual,
+        sysid=sysid,
+        log=meta.get("log", []),
+        timestep=meta.get("timestep"),
+        substeps=meta.get("substeps"),
+    )

@@ -35,6 +35,10 @@ class StateScales:
     """(nq,) m or rad"""
     qvel: Any
     """(nv,) m/s or rad/s"""
+    qpos_weight: Any
+    """(nq,) 1 for recorded qpos entries, 0 for entries the data does not observe"""
+    qvel_weight: Any
+    """(nv,) 1 for recorded qvel entries, 0 for the others"""
 
 
 def one_step_loss(trainable: Any, res: Residual, x: jax.Array, y: jax.Array) -> jax.Array:
@@ -52,7 +56,8 @@ def multi_step_loss(
     """Unrolls the hybrid (or the physics alone, ``res`` None) from each window's start over
     its controls on ``model`` (a differentiable ``mjx`` SimModel of W worlds) and returns
     the mean squared normalised qpos error plus ``MULTI_STEP_QVEL_WEIGHT`` times the qvel
-    one. ``trainable["theta"]`` scales the identified fields of every world."""
+    one, over the entries the data observes. ``trainable["theta"]`` scales the identified
+    fields of every world."""
     from hybridsim._src import sim
 
     bsz = model.batch_size
@@ -67,8 +72,8 @@ def multi_step_loss(
         traj = hybrid_rollout(model, res, state, w.ctrl, history=w.history).traj
     else:
         traj = sim.rollout(model, state, w.ctrl)
-    eq = (traj.qpos[:, 1:] - w.qpos) / scales.qpos
-    ev = (traj.qvel[:, 1:] - w.qvel) / scales.qvel
+    eq = (traj.qpos[:, 1:] - w.qpos) / scales.qpos * scales.qpos_weight
+    ev = (traj.qvel[:, 1:] - w.qvel) / scales.qvel * scales.qvel_weight
     return jnp.mean(eq**2) + MULTI_STEP_QVEL_WEIGHT * jnp.mean(ev**2)
 
 

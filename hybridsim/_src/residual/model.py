@@ -70,11 +70,15 @@ class Dims:
     nu: int
     history: int
     control_dt: float
+    """Seconds per control step the residual was fitted at."""
     layout: tuple[tuple[int, int, int], ...]
     qidx: tuple[int, ...] = ()
     """qpos entries in the features (the selected joints'; empty: all)."""
     vidx: tuple[int, ...] = ()
     """qvel entries in the features and degrees of freedom the residual acts on."""
+    timestep: float = 0.0
+    """Physics timestep (s) the residual was fitted at (``control_dt / timestep``
+    substeps); 0: not recorded (residuals written before it was)."""
 
     @property
     def step_dim(self) -> int:
@@ -126,6 +130,7 @@ def init_residual(scene: Scene, config: ResidualConfig, control_dt: float) -> Re
         layout=tuple(joint_layout(m)),
         qidx=qidx,
         vidx=vidx,
+        timestep=scene.timestep,
     )
     out_dim = dims.nv if config.kind == "force" else 2 * dims.nv
     net = EnsembleMLP(
@@ -330,4 +335,11 @@ def _check_dims(model, res: Residual) -> None:
         raise ShapeError(
             f"residual was fitted at control_dt={res.dims.control_dt:g} s; the model steps "
             f"{model.control_dt:g} s (check substeps)"
+        )
+    h = res.dims.timestep
+    if h and abs(s.timestep - h) > 1e-12 * max(h, 1.0):
+        raise ShapeError(
+            f"residual was fitted with physics timestep {h:g} s x "
+            f"{round(res.dims.control_dt / h)} substeps; the model's scene steps "
+            f"{s.timestep:g} s (make the model from scene.with_timestep({h!r}))"
         )

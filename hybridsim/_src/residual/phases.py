@@ -80,10 +80,13 @@ def one_step_data(
     """The residual with the training data's normalisation, and the regression data."""
     rc = res.config
 
-    def feats(ep: Episodes) -> np.ndarray:
+    def feats(ep: Episodes) -> np.ndarray:  # (transitions, F): padding left out
         hist = rdata.histories(ep, rc.history)[:, :-1]
         x = features(res.dims, ep.qpos[:, :-1], ep.qvel[:, :-1], ep.ctrl, hist)
-        return np.asarray(x).reshape(-1, res.dims.feature_dim)
+        return np.asarray(x)[ep.valid]
+
+    def targets(ep: Episodes) -> np.ndarray:
+        return rdata.targets(rc.kind, scene, ep, substeps)[ep.valid]
 
     x_tr, x_va = feats(train), feats(val)
     # Features that barely vary in the data (objects at rest) get a floor of 1e-3 on their
@@ -91,8 +94,7 @@ def one_step_data(
     fmean, fstd = x_tr.mean(0), np.maximum(x_tr.std(0), 1e-3)
     t0 = time.perf_counter()
     say("physics targets on MuJoCo C ...")
-    y_tr = rdata.targets(rc.kind, scene, train, substeps).reshape(len(x_tr), -1)
-    y_va = rdata.targets(rc.kind, scene, val, substeps).reshape(len(x_va), -1)
+    y_tr, y_va = targets(train), targets(val)
     say(f"physics targets on MuJoCo C: done in {time.perf_counter() - t0:.1f} s")
     # Outputs the data never excites (e.g. objects that were never touched) stay zero:
     # nothing can be learned about them.
@@ -132,7 +134,7 @@ def one_step_phase(
     bs = min(config.batch_size, n)
     rng = np.random.default_rng(config.seed + 1)
     batches = np.array([rng.integers(0, n, bs) for _ in range(config.one_step_iters)])
-    horizon = min(config.select_horizon, val.steps)
+    horizon = min(config.select_horizon, val.longest)
     return Phase(
         name="one_step",
         batches=batches.reshape(config.one_step_iters, bs),
@@ -178,9 +180,12 @@ def unroll_setup(
     wtr = rdata.cut_windows(train, config.horizon, rc.history)
     wva = rdata.cut_windows(val, config.horizon, rc.history)
     nb = max(1, min(config.batch_size // 16, wtr.num, wva.num))
+    states = np.concatenate([train.valid, train.length[:, None] >= 0], axis=1)  # (N, T+1)
     scales = losses.StateScales(
-        qpos=jnp.asarray(np.maximum(train.qpos.std((0, 1)), 1e-3), jnp.float32),
-        qvel=jnp.asarray(np.maximum(train.qvel.std((0, 1)), 1e-3), jnp.float32),
+        qpos=jnp.asarray(np.maximum(train.qpos[states].std(0), 1e-3), jnp.float32),
+        qvel=jnp.asarray(np.maximum(train.qvel[states].std(0), 1e-3), jnp.float32),
+        qpos_weight=jnp.asarray(train.qpos_observed, jnp.float32),
+        qvel_weight=jnp.asarray(train.qvel_observed, jnp.float32),
     )
     try:
         model = sim.make_model(scene, nb, backend="mjx", substeps=substeps, differentiable=True)
@@ -212,7 +217,7 @@ def multi_step_phase(
     vbatch = u.val.take(rng.choice(u.val.num, u.batch, replace=False))
     iters = config.multi_step_iters
     batches = np.array([rng.choice(u.train.num, u.batch, replace=False) for _ in range(iters)])
-    horizon = min(config.select_horizon, val.steps)
+    horizon = min(config.select_horizon, val.longest)
     return Phase(
         name="multi_step",
         batches=batches.reshape(iters, u.batch),
