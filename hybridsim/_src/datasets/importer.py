@@ -53,7 +53,11 @@ _VELOCITY_METHOD = (
 
 
 def _pairs(value, what: str) -> tuple[tuple[str, str], ...]:
-    pairs = tuple(tuple(p) for p in value)
+    """Name pairs from ``((a, b), ...)`` or ``{a: b}``."""
+    items = value.items() if isinstance(value, dict) else value
+    if isinstance(items, str):
+        raise DataFileError(f"{what} must be (name, name) pairs, found {value!r}")
+    pairs = tuple(tuple(p) for p in items)
     if any(len(p) != 2 or not all(isinstance(s, str) and s for s in p) for p in pairs):
         raise DataFileError(f"{what} must be (name, name) pairs, found {value!r}")
     keys = [a for a, _ in pairs]
@@ -103,6 +107,8 @@ class ImportConfig:
             isinstance(self.fps, int | float) and math.isfinite(self.fps) and self.fps > 0
         ):
             raise DataFileError(f"fps must be a positive number, found {self.fps!r}")
+        if isinstance(self.state_names, str):
+            raise DataFileError(f"state_names must be a tuple of names: {self.state_names!r}")
         names = tuple(self.state_names)
         if not all(isinstance(n, str) and n for n in names) or len(set(names)) != len(names):
             raise DataFileError(f"state_names must be distinct non-empty names: {names!r}")
@@ -252,10 +258,7 @@ def _map_joints(
             f"{kind} joint {entry_names.joint_name(m, j)!r} is partially observed in "
             f"{state.key!r}: found {[t for t in targets if t in need]}, it needs all of {need}"
         )
-    deg = config.units == "deg"
-    scale = np.array(
-        [math.pi / 180 if deg and _is_hinge_entry(m, int(of_qpos[i])) else 1.0 for i in index]
-    )
+    scale = _entry_scale(m, index, config, "qpos")
     qvel_observed = np.isin(np.array(entry_names.joint_of_qvel(m)), observed_joints)
     return _JointMap(
         index, scale, qpos_observed, qvel_observed, tuple(zip(names, targets, strict=True))
@@ -435,7 +438,8 @@ def import_dataset(
     progress: Callable[[str], None] | None = None,
 ) -> Imported:
     """Reads the log ``src`` (module docstring) for ``scene`` (a Scene or anything
-    ``load_scene`` takes) into interchange arrays. Bad input raises DataFileError."""
+    ``load_scene`` takes) into interchange arrays. Bad input raises DataFileError before
+    anything is returned."""
     from hybridsim._src.loader import Scene, load_scene
 
     say = progress or (lambda _message: None)
@@ -465,34 +469,12 @@ def import_dataset(
         source, m, state_names, joints, config, {state.key, action.key}
     )
     used = (state, action) + ((velocity,) if velocity is not None else ())
-    say(
-        f"reading {len(getattr(source, 'data_files', getattr(source, 'demos', ())))} part(s) "
-        f"of {src}"
-    )
-    raw = reader.read_episodes(source, used, fps)
+    say(f"reading {src} ({source.format})")
+    kept, skipped = _usable_episodes(reader.read_episodes(source, used, fps), used, str(src))
     timing = choose_timing(1.0 / fps, scene.timestep)
-    kept, skipped = [], []
-    for ep in raw:
-        _check_finite(ep)
-        for f in used:
-            if ep.values[f.key].shape[1] != f.size:
-                raise DataFileError(
-                    f"{ep.label}: feature {f.key!r} has {ep.values[f.key].shape[1]} entries "
-                    f"per frame, expected {f.size}"
-                )
-        n = ep.values[state.key].shape[0]
-        (kept if n >= 2 else skipped).append(ep)
-    if not kept:
-        raise DataFileError(f"{str(src)!r} is an empty dataset: no episode has 2 frames or more")
     say(f"mapping {len(kept)} episodes onto scene {scene.name!r}")
-    qpos0, _, _ = scene.initial_state()
-    vel_scale = None
-    if velocity is not None:
-        deg = config.units == "deg"
-        of_qvel = entry_names.joint_of_qvel(m)
-        vel_scale = np.array(
-            [math.pi / 180 if deg and _is_hinge_entry(m, of_qvel[i]) else 1.0 for i in vel_index]
-        )
+    qpos0 = scene.initial_state()[0]
+    vel_scale = None if velocity is None else _entry_scale(m, vel_index, config, "qvel")
     episodes = []
     for ep in kept:
         n = ep.values[state.key].shape[0]
@@ -504,36 +486,75 @@ def import_dataset(
             v = np.zeros((n, m.nv))
             v[:, vel_index] = ep.values[velocity.key] * vel_scale
         v[:, ~joints.qvel_observed] = 0.0
-        u = ep.values[action.key][: n - 1, act_column]
-        episodes.append((q, v, u))
-    lens = np.array([len(u) for _, _, u in episodes], dtype=np.int64)
-    t_max = int(lens.max())
-    unobserved = tuple(
-        f"{entry_names.joint_name(m, j)} ({_JOINT_KIND[int(m.jnt_type[j])]})"
-        for j in range(m.njnt)
-        if not joints.qpos_observed[entry_names.joint_of_qpos(m).index(j)]
-    )
-    used_keys = {f.key for f in used}
+        episodes.append((q, v, ep.values[action.key][: n - 1, act_column]))
     report = ImportReport(
         source=str(src),
         format=source.format,
         episodes=len(episodes),
-        frames=int((lens + 1).sum()),
+        frames=sum(len(q) for q, _, _ in episodes),
         fps=float(fps),
         timing=timing,
         scene_timestep=float(scene.timestep),
         joint_mapping=joints.pairs,
         actuator_mapping=act_pairs,
-        unobserved=unobserved,
-        ignored=tuple(f.key for f in source.features if f.key not in used_keys | set(_BOOKKEEPING)),
-        velocity=f"feature {velocity.key!r}" if velocity is not None else _VELOCITY_METHOD,
-        skipped=tuple(f"{ep.label} ({ep.values[state.key].shape[0]} frame)" for ep in skipped),
+        unobserved=_unobserved(m, joints.qpos_observed),
+        ignored=tuple(
+            f.key
+            for f in source.features
+            if f.key not in {u.key for u in used} and f.key not in _BOOKKEEPING
+        ),
+        velocity=_VELOCITY_METHOD if velocity is None else f"feature {velocity.key!r}",
+        skipped=tuple(f"{ep.label} ({len(ep.values[state.key])} frame)" for ep in skipped),
         units=config.units,
     )
-    arrays = {
-        "qpos": np.stack([_pad(q, t_max + 1) for q, _, _ in episodes]),
-        "qvel": np.stack([_pad(v, t_max + 1) for _, v, _ in episodes]),
-        "ctrl": np.stack([_pad(u, t_max) for _, _, u in episodes]),
+    return Imported(_interchange(episodes, timing, joints, report), report)
+
+
+def _usable_episodes(raw: tuple[RawEpisode, ...], used: tuple[Feature, ...], src: str):
+    """``(kept, skipped)``: every value checked finite and of the feature's width; episodes
+    of fewer than 2 frames skipped."""
+    kept, skipped = [], []
+    for ep in raw:
+        _check_finite(ep)
+        for f in used:
+            if ep.values[f.key].shape[1] != f.size:
+                raise DataFileError(
+                    f"{ep.label}: feature {f.key!r} has {ep.values[f.key].shape[1]} entries "
+                    f"per frame, expected {f.size}"
+                )
+        (kept if len(ep.values[used[0].key]) >= 2 else skipped).append(ep)
+    if not kept:
+        raise DataFileError(f"{src!r} is an empty dataset: no episode has 2 frames or more")
+    return kept, skipped
+
+
+def _entry_scale(m: mujoco.MjModel, index: np.ndarray, config: ImportConfig, kind: str):
+    """(len(index),) the factor to radians of qpos/qvel entries ``index``: pi/180 for hinge
+    entries when ``config.units == "deg"``, else 1."""
+    of = entry_names.joint_of_qpos(m) if kind == "qpos" else entry_names.joint_of_qvel(m)
+    deg = config.units == "deg"
+    return np.array([math.pi / 180 if deg and _is_hinge_entry(m, of[i]) else 1.0 for i in index])
+
+
+def _unobserved(m: mujoco.MjModel, qpos_observed: np.ndarray) -> tuple[str, ...]:
+    """``joint (kind)`` of every joint whose qpos entries are not observed."""
+    first = {j: i for i, j in reversed(list(enumerate(entry_names.joint_of_qpos(m))))}
+    return tuple(
+        f"{entry_names.joint_name(m, j)} ({_JOINT_KIND[int(m.jnt_type[j])]})"
+        for j in range(m.njnt)
+        if not qpos_observed[first[j]]
+    )
+
+
+def _interchange(episodes, timing: Timing, joints: _JointMap, report: ImportReport):
+    """The interchange arrays of ``episodes`` ``[(qpos (L, nq), qvel (L, nv),
+    ctrl (L-1, nu))]``, padded to the longest."""
+    lens = np.array([len(u) for _, _, u in episodes], dtype=np.int64)
+    t = int(lens.max())
+    return {
+        "qpos": np.stack([_pad(q, t + 1) for q, _, _ in episodes]),
+        "qvel": np.stack([_pad(v, t + 1) for _, v, _ in episodes]),
+        "ctrl": np.stack([_pad(u, t) for _, _, u in episodes]),
         "control_dt": np.asarray(timing.control_dt, dtype=np.float64),
         "episode_len": lens,
         "timestep": np.asarray(timing.timestep, dtype=np.float64),
@@ -542,7 +563,6 @@ def import_dataset(
         "qvel_observed": joints.qvel_observed.astype(bool),
         "import_info": np.asarray(report.to_json()),
     }
-    return Imported(arrays, report)
 
 
 _JOINT_KIND = {
@@ -584,7 +604,6 @@ def _import_npz(src: Path, scene, config: ImportConfig) -> Imported:
     m = scene.mj_model
     qn = entry_names.qpos_names(m)
     observed = arrays["qpos_observed"]
-    of_qpos = entry_names.joint_of_qpos(m)
     report = ImportReport(
         source=str(src),
         format="hybridsim npz",
@@ -595,11 +614,7 @@ def _import_npz(src: Path, scene, config: ImportConfig) -> Imported:
         scene_timestep=float(scene.timestep),
         joint_mapping=tuple((q, q) for q, o in zip(qn, observed, strict=True) if o),
         actuator_mapping=tuple((a, a) for a in entry_names.actuator_names(m)),
-        unobserved=tuple(
-            f"{entry_names.joint_name(m, j)} ({_JOINT_KIND[int(m.jnt_type[j])]})"
-            for j in range(m.njnt)
-            if not observed[of_qpos.index(j)]
-        ),
+        unobserved=_unobserved(m, observed),
         ignored=(),
         velocity="from the file",
         skipped=(),
