@@ -509,3 +509,26 @@ def test_bad_hdf5_input(tmp_path, capsys):
         capsys, norate, "--scene", "arm2", "--out", out, "--fps", "20", "--state", "obs/object"
     )
     assert rc == 2 and "--state-names" in err and not out.exists()
+
+
+def test_short_episodes_are_skipped_and_slides_and_free_joints_keep_their_units(tmp_path):
+    rng = np.random.default_rng(7)
+    state = ["finger_x", "finger_y", "box.x", "box.y", "box.z", "box.qw", "box.qx", "box.qy"]
+    state += ["box.qz"]
+    box = np.tile([0.1, 0.2, 0.05, 1.0, 0.0, 0.0, 0.0], (12, 1))
+    long = {
+        "observation.state": np.c_[rng.uniform(-0.1, 0.1, (12, 2)), box],
+        "action": rng.normal(size=(12, 2)),
+    }
+    short = {k: v[:1] for k, v in long.items()}
+    src = write_lerobot(
+        tmp_path / "ds", [short, long], {"observation.state": state, "action": state[:2]}
+    )
+    imported = import_dataset(src, "pusher", ImportConfig(units="deg"))
+    report = imported.report
+    assert report.episodes == 1 and report.skipped == ("episode 0 (1 frame)",)
+    assert report.unobserved == () and "skipped episodes: episode 0 (1 frame)" in report.lines()
+    a = imported.arrays
+    assert a["qpos_observed"].all() and a["qvel_observed"].all()
+    np.testing.assert_allclose(a["qpos"][0], long["observation.state"], rtol=1e-6)  # no deg
+    np.testing.assert_allclose(a["qvel"][0, :, 2:], 0.0, atol=1e-6)  # the box is at rest
