@@ -285,9 +285,8 @@ def _table(cols: dict[str, np.ndarray], features: dict):
             continue
         values = cols[key]
         flat = pa.array(values.reshape(-1))
-        arrays.append(
-            flat if values.ndim == 1 else pa.FixedSizeListArray.from_arrays(flat, values.shape[1])
-        )
+        scalar = list(ft["shape"]) == [1]  # LeRobot stores a (1,) feature as a scalar column
+        arrays.append(flat if scalar else pa.FixedSizeListArray.from_arrays(flat, ft["shape"][0]))
         fields.append(pa.field(key, schema.arrow_type(ft)))
     meta = {b"huggingface": schema.hf_metadata(features)}
     return pa.Table.from_arrays(arrays, schema=pa.schema(fields, metadata=meta))
