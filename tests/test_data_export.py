@@ -279,7 +279,7 @@ def test_validate_rejects_inconsistent_dataset(traj, tmp_path):
 
 def _lerobot_python() -> Path | None:
     exe = os.environ.get("HYBRIDSIM_LEROBOT_PYTHON") or str(REPO / ".venv-lerobot/bin/python")
-    return Path(exe) if Path(exe).is_file() else None
+    return Path(exe).absolute() if Path(exe).is_file() else None  # not resolve(): keep the venv
 
 
 @pytest.mark.skipif(_lerobot_python() is None, reason="no LeRobot venv (make lerobot-env)")
