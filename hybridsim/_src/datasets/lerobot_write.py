@@ -175,6 +175,8 @@ def _read_input(src, scene) -> tuple[dict[str, np.ndarray], Any, str, Path | Non
 def _layout(scene, config: ExportConfig) -> _Layout:
     m = scene.mj_model
     joints = [entry_names.joint_name(m, j) for j in range(m.njnt)]
+    if isinstance(config.joints, str):
+        raise DataFileError(f"joints must be a tuple of joint names, got {config.joints!r}")
     unknown = [j for j in config.joints if j not in joints]
     if unknown:
         raise SceneError(f"scene {scene.name!r} has no joint {unknown[0]!r}; joints: {joints}")
@@ -545,7 +547,7 @@ def export_lerobot(
         "fps": fps,
         "episodes": n,
     }
-    staging = out.with_name(out.name + ".partial")
+    staging = out.parent / f"{out.name}.partial"
     if out.exists() or out.is_symlink():
         if _read_json(out / MARKER_PATH) == job:
             if _read_json(staging / "job.json") == job:
