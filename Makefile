@@ -13,7 +13,7 @@ PIP := $(BIN)/python -m pip
 DEMO_STAMP := $(VENV)/.hybridsim-demo
 TEST_STAMP := $(VENV)/.hybridsim-test
 
-.PHONY: demo test lint format bench install clean
+.PHONY: demo test lint format bench install clean lerobot-env test-lerobot
 
 $(DEMO_STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -53,6 +53,25 @@ test: lint
 bench: $(DEMO_STAMP)
 	JAX_PLATFORMS=cpu $(BIN)/python benchmarks/throughput.py
 	JAX_PLATFORMS=cpu $(BIN)/python benchmarks/compile_time.py
+
+# LeRobot 0.4.4 in its own venv (it needs torch < 2.11), to check that LeRobot loads what
+# `hybridsim data export` writes: `make test-lerobot`. PyPI's Linux torch pulls CUDA wheels.
+LEROBOT_PYTHON ?= python3.11
+LEROBOT_VENV := .venv-lerobot
+LEROBOT_STAMP := $(LEROBOT_VENV)/.hybridsim-lerobot
+
+$(LEROBOT_STAMP):
+	test -x $(LEROBOT_VENV)/bin/python || $(LEROBOT_PYTHON) -m venv $(LEROBOT_VENV)
+	$(LEROBOT_VENV)/bin/python -m pip install -q --upgrade pip
+	$(LEROBOT_VENV)/bin/python -m pip install -q lerobot==0.4.4 torch==2.9.1 torchvision==0.24.1
+	touch $@
+
+lerobot-env: $(LEROBOT_STAMP)
+
+test-lerobot: lerobot-env $(TEST_STAMP)
+	$(PIP) install -q -e ".[data]"
+	JAX_PLATFORMS=cpu HYBRIDSIM_LEROBOT_PYTHON=$(LEROBOT_VENV)/bin/python \
+	  $(BIN)/pytest -q tests/test_data_export.py -k lerobot_loads_export
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info hybridsim_out
