@@ -15,9 +15,8 @@ import pytest
 
 from hybridsim import synthetic_reality as sr
 from hybridsim._src.cli.main import main
-from hybridsim._src.datasets.lerobot_schema import validate_lerobot
-from hybridsim._src.datasets.lerobot_write import ExportConfig, export_lerobot
 from hybridsim._src.errors import DataFileError
+from hybridsim.data import ExportConfig, export_lerobot, validate_lerobot
 
 pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")

@@ -12,11 +12,10 @@ import numpy as np
 import pytest
 
 import hybridsim as hs
+from hybridsim import data as hsdata
 from hybridsim._src.cli.main import main
-from hybridsim._src.datasets import names
-from hybridsim._src.datasets.importer import ImportConfig, import_dataset, write_imported
-from hybridsim._src.datasets.velocity import estimate_qvel
 from hybridsim._src.io import load_trajectory
+from hybridsim.data import ImportConfig, estimate_qvel, import_dataset, write_imported
 
 pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")
@@ -97,8 +96,8 @@ def test_shared_arm2_dataset_imports_with_names_out_of_mjcf_order(tmp_path, caps
     ep = np.array(rows["episode_index"])
     state = np.array(rows["observation.state"])[ep == 3]
     action = np.array(rows["action"])[ep == 3]
-    elbow = names.qpos_names(scene.mj_model).index("elbow")
-    elbow_act = names.actuator_names(scene.mj_model).index("elbow")
+    elbow = hsdata.qpos_names(scene.mj_model).index("elbow")
+    elbow_act = hsdata.actuator_names(scene.mj_model).index("elbow")
     n = len(state)
     np.testing.assert_array_equal(data["qpos"][3, :n, elbow], state[:, 0].astype(np.float64))
     np.testing.assert_array_equal(data["qpos"][3, :n, 1 - elbow], state[:, 1])
@@ -255,16 +254,17 @@ def test_robot_only_log_holds_free_objects_at_the_initial_state(tmp_path, capsys
     assert "ignored features: observation.images.top" in stdout
     data = load_trajectory(out, scene)
     m = scene.mj_model
-    qn = names.qpos_names(m)
+    qn = hsdata.qpos_names(m)
     observed = np.array([n in joints for n in qn])
     np.testing.assert_array_equal(data["qpos_observed"], observed)
-    np.testing.assert_array_equal(data["qvel_observed"], [n in joints for n in names.qvel_names(m)])
+    vobs = [n in joints for n in hsdata.qvel_names(m)]
+    np.testing.assert_array_equal(data["qvel_observed"], vobs)
     qpos0 = scene.initial_state()[0]
     np.testing.assert_array_equal(
         data["qpos"][:, :, ~observed], np.broadcast_to(qpos0[~observed], (2, 30, (~observed).sum()))
     )
     assert np.all(data["qvel"][:, :, ~data["qvel_observed"]] == 0)
-    gripper = names.actuator_names(m).index("gripper")
+    gripper = hsdata.actuator_names(m).index("gripper")
     np.testing.assert_allclose(data["ctrl"][0, :, gripper], ep["action"][:-1, 6], rtol=1e-6)
     assert float(data["timestep"]) == pytest.approx(1 / 30 / 17)  # 33.3 ms / 2 ms -> 17
 

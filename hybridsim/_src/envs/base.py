@@ -58,10 +58,10 @@ class EnvConfig:
     residual_dir: str | None = None
     """Folder written by ``hybridsim residual fit`` (``meta.json``, ``weights.msgpack``):
     run the task on the hybrid simulator (physics plus the fitted residual, with any
-    identified physical parameters). ``None``: physics alone. The env then steps as the
-    model was fitted: its ``timestep`` and ``substeps`` replace these fields (e.g. a log
-    imported at 30 Hz on a 5 ms scene: 4.76 ms x 7); an explicit ``timestep`` that differs
-    is an error."""
+    identified physical parameters). ``None``: physics alone. The env's physics then runs
+    at the timestep the model was fitted at (e.g. a log imported at 30 Hz on a 5 ms
+    scene: 4.76 ms; an explicit ``timestep`` that differs is an error), and ``substeps``
+    must give the control period it was fitted at (7 there), or the env refuses."""
     max_qvel: float = 1e5
     """A world whose |qvel| exceeds this (rad/s or m/s) is flagged diverged and terminates."""
     differentiable: bool = False
@@ -171,15 +171,16 @@ def _float():
 
 
 def _fitted_timing(config: EnvConfig, fitted: Any) -> EnvConfig:
-    """The config with the timing a fitted model was fitted at (when it recorded one)."""
-    if fitted.timestep is None or fitted.substeps is None:
+    """The config with the physics timestep a fitted model was fitted at (when it
+    recorded one)."""
+    if fitted.timestep is None:
         return config
     if config.timestep is not None and abs(config.timestep - fitted.timestep) > 1e-12:
         raise EnvError(
             f"timestep={config.timestep:g} s, but the model in {config.residual_dir!r} was "
             f"fitted at {fitted.timestep:g} s x {fitted.substeps} substeps (leave timestep None)"
         )
-    return dataclasses.replace(config, timestep=fitted.timestep, substeps=fitted.substeps)
+    return dataclasses.replace(config, timestep=fitted.timestep)
 
 
 class Env(abc.ABC):
@@ -262,7 +263,8 @@ class Env(abc.ABC):
         if abs(dims.control_dt - self.control_dt) > 1e-9:
             raise ShapeError(
                 f"residual was fitted at control_dt={dims.control_dt:g} s; task {self.name!r} "
-                f"steps {self.control_dt:g} s (set substeps so that they match)"
+                f"steps {self.control_dt:g} s (pass substeps="
+                f"{round(dims.control_dt / s.timestep)} for timestep {s.timestep:g} s)"
             )
         if dims.timestep and abs(dims.timestep - s.timestep) > 1e-12 * max(dims.timestep, 1.0):
             raise ShapeError(

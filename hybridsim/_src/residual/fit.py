@@ -212,10 +212,17 @@ def _check_finite(trainable) -> None:
 
 
 def save_fitted(
-    out: Path, scene: Scene, fitted: Fitted, config: FitConfig, control_dt: float, substeps: int
+    out: Path,
+    scene: Scene,
+    fitted: Fitted,
+    config: FitConfig,
+    control_dt: float,
+    substeps: int | None = None,
 ):
     """Writes ``meta.json`` and ``weights.msgpack`` (atomically). ``scene`` is stepped as
-    the data was: its timestep and ``substeps`` are written down with ``control_dt``."""
+    the data was: its timestep and ``substeps`` (default ``control_dt / timestep``) are
+    written down with ``control_dt``."""
+    substeps = round(control_dt / scene.timestep) if substeps is None else substeps
     meta = {
         "format": "hybridsim-residual-1",
         "scene": scene.name,

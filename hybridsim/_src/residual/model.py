@@ -331,15 +331,15 @@ def _check_dims(model, res: Residual) -> None:
             f"residual was made for nq={res.dims.nq}, nv={res.dims.nv}, nu={res.dims.nu}; scene "
             f"{s.name!r} has nq={s.nq}, nv={s.nv}, nu={s.nu}"
         )
-    if abs(model.control_dt - res.dims.control_dt) > 1e-12:
-        raise ShapeError(
-            f"residual was fitted at control_dt={res.dims.control_dt:g} s; the model steps "
-            f"{model.control_dt:g} s (check substeps)"
-        )
     h = res.dims.timestep
     if h and abs(s.timestep - h) > 1e-12 * max(h, 1.0):
         raise ShapeError(
             f"residual was fitted with physics timestep {h:g} s x "
             f"{round(res.dims.control_dt / h)} substeps; the model's scene steps "
             f"{s.timestep:g} s (make the model from scene.with_timestep({h!r}))"
+        )
+    if abs(model.control_dt - res.dims.control_dt) > 1e-12:
+        raise ShapeError(
+            f"residual was fitted at control_dt={res.dims.control_dt:g} s; the model steps "
+            f"{model.control_dt:g} s (check substeps)"
         )
