@@ -119,8 +119,12 @@ def main(argv: list[str] | None = None) -> int:
             name: residual.fit(scene, sets["train"], config, Path(tmp) / f"fit_{name}")
             for name, sets in (("full", full), ("lerobot", imported))
         }
-    valid = full["train"].valid
-    vel_err = tr["qvel"][:, :-1][valid] - full["train"].qvel[:, :-1][valid]
+    if not np.array_equal(imported["train"].length, full["train"].length):
+        raise SystemExit("the import changed the episode lengths")
+    valid = imported["train"].valid  # (N, T) of the imported arrays (padded to the longest)
+    t = valid.shape[1]
+    true_v = full["train"].qvel[:, :t][valid]
+    vel_err = imported["train"].qvel[:, :t][valid] - true_v
     rows = [
         {"data": "full state", "test": "full state", **gap(scene, full["test"], fits["full"])},
         {
@@ -157,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     )
     vel_rms = float(np.sqrt(np.mean(vel_err**2)))
-    true_rms = float(np.sqrt(np.mean(full["train"].qvel[:, :-1][valid] ** 2)))
+    true_rms = float(np.sqrt(np.mean(true_v**2)))
     frames = int(np.sum(full["train"].length + 1))
     print(
         f"estimated velocities: RMS error {vel_rms:.4g} rad/s against RMS speed "
