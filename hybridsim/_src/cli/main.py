@@ -329,6 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
     from hybridsim._src.cli import (
         data_cmd,
         envs_cmd,
+        eval_cmd,
         reconstruct_cmd,
         residual_cmd,
         scene_cmd,
@@ -341,6 +342,7 @@ def build_parser() -> argparse.ArgumentParser:
     reconstruct_cmd.add_parser(sub)
     envs_cmd.add_parser(sub)
     data_cmd.add_parser(sub)
+    eval_cmd.add_parser(sub)
 
     p = sub.add_parser(
         "scenes",

@@ -1,0 +1,21 @@
+"""``hybridsim eval policies`` and ``hybridsim eval model``: the world model as evaluator."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(sub) -> None:
+    from hybridsim._src.evaluation import model_cli, policies_cli
+
+    p = sub.add_parser(
+        "eval",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        help="evaluate and rank policies in the world model; score the model itself",
+        description="The world model as evaluator: 'policies' runs policies closed loop in "
+        "physics or the hybrid and ranks them against a reference; 'model' reports the "
+        "model's open-loop error against horizon.",
+    )
+    es = p.add_subparsers(dest="eval_command", required=True)
+    policies_cli.add_parser(es)
+    model_cli.add_parser(es)

@@ -1,0 +1,1 @@
+"""The world model as evaluator: policies run closed loop in a world, scored, ranked."""
