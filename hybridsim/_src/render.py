@@ -5,9 +5,11 @@ Frames are rendered as a batch: each frame is one "world" of the renderer.
 
 from __future__ import annotations
 
+import dataclasses
 import struct
 import zlib
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -48,6 +50,77 @@ def _frame_fields(params: WorldParams | None, n: int) -> dict[str, np.ndarray]:
     return {k: np.asarray(v, np.float32) for k, v in params.fields.items()}
 
 
+@dataclasses.dataclass(frozen=True)
+class FrameRenderer:
+    """Renders ``(n, nq)`` states to ``(n, height, width, 3)`` uint8 frames, ``batch`` at a
+    time, with one render context and one compiled step for every call (the last batch is
+    padded). Build it once per scene, camera and size, and call it for every video."""
+
+    scene: Scene
+    camera_id: int
+    width: int
+    height: int
+    batch: int
+    _render: Any  # jitted (batch, nq), (batch, nmocap, 3) float32 -> packed rgb
+    _ctx: Any
+    _mocap: np.ndarray  # (nmocap, 3) the model's mocap positions, the default
+
+    @staticmethod
+    def build(
+        scene: Scene, camera_id: int, width: int, height: int, batch: int = 64
+    ) -> FrameRenderer:
+        import jax
+        from mujoco import mjx
+
+        from hybridsim._src.progress import quiet_warp
+
+        quiet_warp()
+        m = scene.mj_model
+        ctx = mjx.create_render_context(
+            mjm=m,
+            nworld=batch,
+            cam_res=(width, height),
+            render_rgb=True,
+            render_depth=False,
+            use_shadows=False,
+            cam_active=[camera_id],
+        )
+        mx = mjx.put_model(m, impl="warp")
+        mocap = np.asarray(mjx.make_data(m, impl="warp").mocap_pos, np.float32)
+
+        def one(q, mp):
+            d = mjx.make_data(m, impl="warp").replace(qpos=q, mocap_pos=mp)
+            return mjx.forward(mx, d)
+
+        @jax.jit
+        def render(q, mp):  # (batch, nq), (batch, nmocap, 3) -> packed rgb of the camera
+            dx = jax.vmap(one)(q, mp)
+            dx = mjx.refit_bvh(mx, dx, ctx.pytree())
+            return mjx.render(mx, dx, ctx.pytree())[0]
+
+        return FrameRenderer(scene, camera_id, width, height, batch, render, ctx, mocap)
+
+    def __call__(self, qpos: np.ndarray, mocap_pos: np.ndarray | None = None) -> np.ndarray:
+        """``qpos (n, nq)`` (and ``mocap_pos (n, nmocap, 3)`` m, default the model's) ->
+        ``(n, height, width, 3)`` uint8 RGB."""
+        from mujoco import mjx
+
+        qpos = np.asarray(qpos, np.float32)
+        if mocap_pos is None:
+            mocap_pos = np.broadcast_to(self._mocap, (len(qpos), *self._mocap.shape))
+        mocap_pos = np.asarray(mocap_pos, np.float32)
+        out = []
+        for start in range(0, len(qpos), self.batch):
+            q, mp = qpos[start : start + self.batch], mocap_pos[start : start + self.batch]
+            pad = self.batch - len(q)
+            q = np.concatenate([q, np.repeat(q[-1:], pad, 0)])
+            mp = np.concatenate([mp, np.repeat(mp[-1:], pad, 0)])
+            rgb = mjx.get_rgb(self._ctx.pytree(), 0, self._render(q, mp))
+            out.append(np.asarray(rgb)[: self.batch - pad])
+        frames = np.concatenate(out) if out else np.zeros((0, self.height, self.width, 3))
+        return (np.clip(frames, 0.0, 1.0) * 255).astype(np.uint8)
+
+
 def render_frames(
     scene: Scene,
     qpos: np.ndarray,
@@ -64,23 +137,33 @@ def render_frames(
     a reach target); default: their positions in the model. ``params``, when given, holds
     per-frame model fields (``WorldParams`` with batch size N, e.g. from
     ``hybridsim.randomize``): frame i is rendered with row i (colours, lights, camera
-    pose, ...).
+    pose, ...). To render many batches of one scene, build a ``FrameRenderer`` once.
     """
+    qpos, cam_id = _check_inputs(scene, qpos, camera)
+    n, m = qpos.shape[0], scene.mj_model
+    if mocap_pos is not None:
+        mocap_pos = np.asarray(mocap_pos, dtype=np.float64)
+        if mocap_pos.shape != (n, m.nmocap, 3):
+            raise ShapeError(
+                f"mocap_pos must have shape ({n}, {m.nmocap}, 3), got {mocap_pos.shape}"
+            )
+    fields = _frame_fields(params, n)
+    if not fields:
+        return FrameRenderer.build(scene, cam_id, width, height, batch=max(n, 1))(qpos, mocap_pos)
+    return _render_with_fields(scene, qpos, cam_id, width, height, mocap_pos, fields)
+
+
+def _render_with_fields(scene, qpos, cam_id, width, height, mocap_pos, fields) -> np.ndarray:
+    """``render_frames`` with per-frame model fields (one world per frame)."""
     import jax
     from mujoco import mjx
 
     from hybridsim._src.progress import quiet_warp
 
     quiet_warp()
-    m = scene.mj_model
-    qpos, cam_id = _check_inputs(scene, qpos, camera)
-    n = qpos.shape[0]
+    m, n = scene.mj_model, qpos.shape[0]
     if mocap_pos is None:  # MJX's default: the mocap bodies' model positions
         mocap_pos = np.broadcast_to(mjx.make_data(m, impl="warp").mocap_pos, (n, m.nmocap, 3))
-    mocap_pos = np.asarray(mocap_pos, dtype=np.float64)
-    if mocap_pos.shape != (n, m.nmocap, 3):
-        raise ShapeError(f"mocap_pos must have shape ({n}, {m.nmocap}, 3), got {mocap_pos.shape}")
-    fields = _frame_fields(params, n)
     ctx = mjx.create_render_context(
         mjm=m,
         nworld=n,
@@ -92,10 +175,6 @@ def render_frames(
     )
     mx = mjx.put_model(m, impl="warp")
 
-    def frame(q, mp):
-        d = mjx.make_data(m, impl="warp").replace(qpos=q, mocap_pos=mp)
-        return mjx.forward(mx, d)
-
     def frame_with(f, q, mp):  # per-frame model fields (colours, lights, camera pose, ...)
         mf = mx.tree_replace(f)
         d = mjx.make_data(m, impl="warp").replace(qpos=q, mocap_pos=mp)
@@ -103,13 +182,8 @@ def render_frames(
         d = mjx.refit_bvh(mf, d, ctx.pytree())
         return mjx.render(mf, d, ctx.pytree())[0]
 
-    q32, mp32 = qpos.astype(np.float32), mocap_pos.astype(np.float32)
-    if fields:
-        rgb_packed = jax.jit(jax.vmap(frame_with))(fields, q32, mp32)
-    else:
-        dx = jax.jit(jax.vmap(frame))(q32, mp32)
-        dx = jax.jit(mjx.refit_bvh)(mx, dx, ctx.pytree())
-        rgb_packed, _, _ = jax.jit(mjx.render)(mx, dx, ctx.pytree())
+    q32, mp32 = qpos.astype(np.float32), np.asarray(mocap_pos, np.float32)
+    rgb_packed = jax.jit(jax.vmap(frame_with))(fields, q32, mp32)
     rgb = mjx.get_rgb(ctx.pytree(), 0, rgb_packed)  # only the active camera is rendered
     return (np.clip(np.asarray(rgb), 0.0, 1.0) * 255).astype(np.uint8)
 

@@ -563,7 +563,8 @@ def export_lerobot(
         say(f"resuming: {len(done)}/{n} episodes already written in {staging}")
     renderer = None
     if layout.video_key is not None and len(done) < n:
-        from hybridsim._src.datasets.video import FrameRenderer, check_video_options
+        from hybridsim._src.datasets.video import check_video_options
+        from hybridsim._src.render import FrameRenderer
 
         cam = check_video_options(scene, config.camera, config.width, config.height, config.vcodec)
         renderer = FrameRenderer.build(scene, cam, config.width, config.height)

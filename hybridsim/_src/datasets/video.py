@@ -1,15 +1,14 @@
 """Camera videos of exported episodes: batch rendering and mp4 files through PyAV.
 
-Frames come from MuJoCo Warp's batch renderer, as in ``hybridsim._src.render``; here the
-render context and the compiled step are built once for a fixed batch of frames and
-reused for every episode (the last batch is padded). Videos are ``yuv420p`` mp4 files
+Frames come from MuJoCo Warp's batch renderer (``hybridsim._src.render.FrameRenderer``:
+the render context and the compiled step are built once for a fixed batch of frames and
+reused for every episode). Videos are ``yuv420p`` mp4 files
 encoded like LeRobot 0.4.4 encodes them (key frame every 2 frames, crf 30), which
 LeRobot decodes with its ``pyav`` backend.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import tempfile
 from pathlib import Path
@@ -58,67 +57,6 @@ def check_video_options(scene, camera: str, width: int, height: int, vcodec: str
             f"this PyAV build cannot encode {vcodec!r}; choose another of {list(VCODECS)}"
         ) from None
     return int(cam_id)
-
-
-@dataclasses.dataclass(frozen=True)
-class FrameRenderer:
-    """Renders ``(n, nq)`` states to ``(n, height, width, 3)`` uint8 frames, ``batch`` at a
-    time, with one render context and one compiled step for every call."""
-
-    scene: object
-    camera_id: int
-    width: int
-    height: int
-    batch: int
-    _render: object  # jitted (batch, nq) float32 -> packed rgb
-    _ctx: object
-
-    @staticmethod
-    def build(scene, camera_id: int, width: int, height: int, batch: int = 64) -> FrameRenderer:
-        import jax
-        from mujoco import mjx
-
-        from hybridsim._src.progress import quiet_warp
-
-        quiet_warp()
-        m = scene.mj_model
-        ctx = mjx.create_render_context(
-            mjm=m,
-            nworld=batch,
-            cam_res=(width, height),
-            render_rgb=True,
-            render_depth=False,
-            use_shadows=False,
-            cam_active=[camera_id],
-        )
-        mx = mjx.put_model(m, impl="warp")
-        mocap = np.asarray(mjx.make_data(m, impl="warp").mocap_pos, np.float32)
-
-        def one(q):
-            d = mjx.make_data(m, impl="warp").replace(qpos=q, mocap_pos=mocap)
-            return mjx.forward(mx, d)
-
-        @jax.jit
-        def render(q):  # (batch, nq) float32 -> packed rgb of the active camera
-            dx = jax.vmap(one)(q)
-            dx = mjx.refit_bvh(mx, dx, ctx.pytree())
-            return mjx.render(mx, dx, ctx.pytree())[0]
-
-        return FrameRenderer(scene, camera_id, width, height, batch, render, ctx)
-
-    def __call__(self, qpos: np.ndarray) -> np.ndarray:
-        """``qpos (n, nq)`` -> ``(n, height, width, 3)`` uint8 RGB."""
-        from mujoco import mjx
-
-        qpos = np.asarray(qpos, np.float32)
-        out = []
-        for start in range(0, len(qpos), self.batch):
-            chunk = qpos[start : start + self.batch]
-            pad = np.concatenate([chunk, np.repeat(chunk[-1:], self.batch - len(chunk), 0)])
-            rgb = mjx.get_rgb(self._ctx.pytree(), 0, self._render(pad))
-            out.append(np.asarray(rgb)[: len(chunk)])
-        frames = np.concatenate(out) if out else np.zeros((0, self.height, self.width, 3))
-        return (np.clip(frames, 0.0, 1.0) * 255).astype(np.uint8)
 
 
 def _quiet_encoders() -> None:
