@@ -1032,19 +1032,18 @@ def _checked_commands(u: Any, n: int, nu: int, step: int) -> np.ndarray:
         arr = np.asarray(u, dtype=np.float64)
     except (TypeError, ValueError):
         arr = None
-    if arr is None or arr.shape != (n, nu) or not np.all(np.isfinite(arr)):
-        found = (
-            f"{type(u).__name__} that is not a float array"
-            if arr is None
-            else f"shape {arr.shape}"
-            if arr.shape != (n, nu)
-            else "non-finite values"
-        )
-        raise PolicyOutputError(
-            f"policy returned {found} at control step {step}; expected finite controls of "
-            f"shape (N, nu) = {(n, nu)}"
-        )
-    return arr
+    if arr is not None and arr.shape == (n, nu) and np.all(np.isfinite(arr)):
+        return arr
+    if arr is None:
+        found = "values that are not numbers"
+    elif arr.shape != (n, nu):
+        found = f"shape {arr.shape}"
+    else:
+        found = "non-finite values"
+    raise PolicyOutputError(
+        f"policy returned a {type(u).__name__} of {found} at control step {step}; "
+        f"expected finite controls of shape (N, nu) = {(n, nu)}"
+    )
 
 
 def record(
