@@ -6,16 +6,20 @@ sim-to-real gap).
 The nominal model is the scene as given. ``Effects`` switches on what the nominal model does
 not know (latency, deadband, backlash, torque-speed saturation, joint Coulomb friction, drag,
 scaled damping and masses, a position-dependent contact friction field, sensor noise).
-``record`` drives the scene with a behaviour policy and returns the trajectories in the
-interchange format, so a residual pipeline can be checked on a gap whose cause is known.
+Open loop, ``record`` drives the scene with a behaviour policy (``simulate`` with any
+command array) and returns the trajectories in the interchange format, so a residual
+pipeline can be checked on a gap whose cause is known. Closed loop, ``run_policy`` lets a
+policy ``policy(obs) -> ctrl (N, nu)`` command it step by step, as on a robot.
 
-Pipeline of one episode, per control step ``t``::
+Pipeline of one control step ``t`` (both paths run the same two functions,
+``_actuator_step`` and ``_Episode.control_step``)::
 
+    (closed loop: policy(observed qpos, qvel, time, sensordata) = commanded ctrl[t])
     commanded ctrl[t] -> latency -> deadband -> backlash -> clip to ctrlrange = applied[t]
     friction field: geom friction from the current geom positions
     per physics substep: joint Coulomb friction + drag (qfrc_applied),
                          torque-speed force limits (actuator_forcerange), mj_step
-    record qpos, qvel (plus sensor noise after the episode)
+    record qpos, qvel as observed (plus sensor noise; the simulated state stays clean)
 
 Units: positions in m / rad, velocities in m/s / rad/s, forces in N / N m, time in s.
 """
