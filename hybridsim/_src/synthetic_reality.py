@@ -985,14 +985,8 @@ def run_policy(
     sensordata = np.empty((n, steps, scene.mj_model.nsensordata))
     noise = _sensor_noise(effects, seed, qpos.shape, qvel.shape)
 
-    def observe(t: int) -> None:  # true state at step t -> recorded (observed) qpos/qvel[:, t]
-        clean_q = np.stack([e.d.qpos for e in episodes])
-        clean_v = np.stack([e.d.qvel for e in episodes])
-        at_t = None if noise is None else (noise[0][:, t], noise[1][:, t])
-        qpos[:, t], qvel[:, t] = _observed(scene, effects, clean_q, clean_v, at_t)
-
     state = _actuators_start(actuators, n)
-    observe(0)
+    qpos[:, 0], qvel[:, 0] = _observe(scene, effects, episodes, noise, 0)
     last_report = time.perf_counter()
     for t in range(steps):
         obs = Observation(
@@ -1007,7 +1001,7 @@ def run_policy(
             if not episode.control_step(applied[i, t], substeps):
                 raise _diverged(scene, effects, i, t)
         sensordata[:, t] = np.stack([e.d.sensordata for e in episodes])
-        observe(t + 1)
+        qpos[:, t + 1], qvel[:, t + 1] = _observe(scene, effects, episodes, noise, t + 1)
         if progress is not None and time.perf_counter() - last_report > 5.0:
             last_report = time.perf_counter()
             progress(f"closed loop: {t + 1}/{steps} control steps of {n} episodes")
@@ -1028,6 +1022,21 @@ def run_policy(
         sensordata=sensordata,
         status=np.zeros(n, np.int32),
     )
+
+
+def _observe(
+    scene: Scene,
+    effects: Effects,
+    episodes: list[_Episode],
+    noise: tuple[np.ndarray, np.ndarray] | None,
+    t: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The episodes' current states as observed at step ``t``: ``(N, nq)``, ``(N, nv)``
+    with the noise draws of step ``t`` (``noise``: ``(N, T+1, nq)``, ``(N, T+1, nv)``)."""
+    qpos = np.stack([e.d.qpos for e in episodes])
+    qvel = np.stack([e.d.qvel for e in episodes])
+    at_t = None if noise is None else (noise[0][:, t], noise[1][:, t])
+    return _observed(scene, effects, qpos, qvel, at_t)
 
 
 def _checked_commands(u: Any, n: int, nu: int, step: int) -> np.ndarray:
