@@ -16,6 +16,7 @@ from hybridsim._src.synthetic_reality import (
     Behaviour,
     Effects,
     EffectsError,
+    PolicyOutputError,
     RealityDivergedError,
     Recording,
     applied_controls,
@@ -23,6 +24,7 @@ from hybridsim._src.synthetic_reality import (
     behaviour_controls,
     parse_effects,
     record,
+    run_policy,
     simulate,
 )
 
@@ -31,6 +33,7 @@ __all__ = [
     "Behaviour",
     "Effects",
     "EffectsError",
+    "PolicyOutputError",
     "RealityDivergedError",
     "Recording",
     "applied_controls",
@@ -38,5 +41,6 @@ __all__ = [
     "behaviour_controls",
     "parse_effects",
     "record",
+    "run_policy",
     "simulate",
 ]

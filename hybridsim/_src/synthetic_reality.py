@@ -6,16 +6,20 @@ sim-to-real gap).
 The nominal model is the scene as given. ``Effects`` switches on what the nominal model does
 not know (latency, deadband, backlash, torque-speed saturation, joint Coulomb friction, drag,
 scaled damping and masses, a position-dependent contact friction field, sensor noise).
-``record`` drives the scene with a behaviour policy and returns the trajectories in the
-interchange format, so a residual pipeline can be checked on a gap whose cause is known.
+Open loop, ``record`` drives the scene with a behaviour policy (``simulate`` with any
+command array) and returns the trajectories in the interchange format, so a residual
+pipeline can be checked on a gap whose cause is known. Closed loop, ``run_policy`` lets a
+policy ``policy(obs) -> ctrl (N, nu)`` command it step by step, as on a robot.
 
-Pipeline of one episode, per control step ``t``::
+Pipeline of one control step ``t`` (both paths run the same two functions,
+``_actuator_step`` and ``_Episode.control_step``)::
 
+    (closed loop: policy(observed qpos, qvel, time, sensordata) = commanded ctrl[t])
     commanded ctrl[t] -> latency -> deadband -> backlash -> clip to ctrlrange = applied[t]
     friction field: geom friction from the current geom positions
     per physics substep: joint Coulomb friction + drag (qfrc_applied),
                          torque-speed force limits (actuator_forcerange), mj_step
-    record qpos, qvel (plus sensor noise after the episode)
+    record qpos, qvel as observed (plus sensor noise; the simulated state stays clean)
 
 Units: positions in m / rad, velocities in m/s / rad/s, forces in N / N m, time in s.
 """
@@ -34,6 +38,7 @@ import numpy as np
 
 from hybridsim._src.errors import HybridsimError
 from hybridsim._src.loader import Scene, load_scene
+from hybridsim._src.types import Observation, Policy
 
 
 class EffectsError(HybridsimError, ValueError):
@@ -42,6 +47,10 @@ class EffectsError(HybridsimError, ValueError):
 
 class RealityDivergedError(HybridsimError, RuntimeError):
     """A recorded episode produced non-finite values or MuJoCo flagged a bad state."""
+
+
+class PolicyOutputError(HybridsimError, ValueError):
+    """A policy returned commands that are not a finite ``(N, nu)`` array."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -194,6 +203,12 @@ class Recording:
     """Physics timestep (s) when recorded at a ``rate`` (None: the scene's)."""
     substeps: int | None = None
     """Physics steps per control step when recorded at a ``rate``."""
+    sensordata: np.ndarray | None = None
+    """(N, T, nsensordata) float64: sensor values after each control step, as MuJoCo left
+    them (closed-loop ``run_policy`` only; None from ``simulate``/``record``)."""
+    status: np.ndarray | None = None
+    """(N,) int32 health flags as in ``Trajectory.status``: zeros from ``run_policy`` (a
+    diverging episode raises instead); None from ``simulate``/``record``."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -354,6 +369,79 @@ def behaviour_controls(
     return np.clip(centre + behaviour.scale * half * x, low, high)
 
 
+@dataclasses.dataclass(frozen=True, eq=False)
+class _Actuators:
+    """The control-level effects of a scene and ``Effects``: constants of ``actuator_step``."""
+
+    low: np.ndarray
+    """(nu,) lower end of the ctrl range (-inf without one)."""
+    high: np.ndarray
+    """(nu,) upper end of the ctrl range (+inf without one)."""
+    initial: np.ndarray
+    """(nu,) the command the actuators hold before the first one arrives (keyframe ctrl)."""
+    latency: int
+    """Control steps between a command and the actuators receiving it."""
+    deadband: np.ndarray
+    """(nu,) ``|u|`` below this becomes 0 (ctrl units; 0 = off)."""
+    gap: np.ndarray
+    """(nu,) half the backlash play (ctrl units; 0 = off)."""
+
+    @staticmethod
+    def build(scene: Scene, effects: Effects) -> _Actuators:
+        low, high, centre, half = _ctrl_frame(scene)
+        return _Actuators(
+            low=low,
+            high=high,
+            initial=centre,
+            latency=int(effects.latency_steps),
+            deadband=effects.deadband * half,
+            gap=0.5 * effects.backlash * half,
+        )
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class _ActuatorState:
+    """What the actuators remember between control steps, for N episodes."""
+
+    in_flight: np.ndarray
+    """(N, latency, nu) commands sent but not yet received, oldest first."""
+    play: np.ndarray
+    """(N, nu) output of the backlash play operator (ctrl units)."""
+
+
+def _deadband(act: _Actuators, u: np.ndarray) -> np.ndarray:
+    return np.where(np.abs(u) < act.deadband, 0.0, u) if np.any(act.deadband > 0) else u
+
+
+def _actuators_start(act: _Actuators, n: int) -> _ActuatorState:
+    """N episodes' actuators at rest on the initial command (the play starts there too)."""
+    u0 = np.broadcast_to(act.initial, (n, act.initial.size))
+    in_flight = np.broadcast_to(u0[:, None], (n, act.latency, act.initial.size)).copy()
+    return _ActuatorState(in_flight=in_flight, play=_deadband(act, u0).copy())
+
+
+def _actuator_step(
+    act: _Actuators, state: _ActuatorState, command: np.ndarray
+) -> tuple[_ActuatorState, np.ndarray]:
+    """One control step: ``command (N, nu)`` -> latency -> deadband -> backlash -> clip.
+
+    Returns the next state and the applied controls ``(N, nu)``. The one definition of the
+    control-level effects: ``applied_controls`` (offline) and ``run_policy`` (online) both
+    step through it.
+    """
+    if act.latency:
+        u = state.in_flight[:, 0]
+        in_flight = np.concatenate([state.in_flight[:, 1:], command[:, None]], axis=1)
+    else:
+        u, in_flight = command, state.in_flight
+    u = _deadband(act, u)
+    play = state.play
+    if np.any(act.gap > 0):
+        play = np.clip(play, u - act.gap, u + act.gap)
+        u = play
+    return _ActuatorState(in_flight=in_flight, play=play), np.clip(u, act.low, act.high)
+
+
 def applied_controls(scene: Scene | str, effects: Effects, ctrl: np.ndarray) -> np.ndarray:
     """What reaches the actuators: ``ctrl (N, T, nu)`` through latency, deadband, backlash, clip.
 
@@ -361,28 +449,19 @@ def applied_controls(scene: Scene | str, effects: Effects, ctrl: np.ndarray) -> 
     actuators hold the initial command (the keyframe ctrl). Deadband zeroes ``|u| <
     deadband * half_span``. Backlash is a play operator of width ``backlash * half_span``
     started at the initial command: the applied command stays put until the command is more
-    than half the width away, then trails it by half the width.
+    than half the width away, then trails it by half the width. Steps the same
+    ``_actuator_step`` as the closed loop of ``run_policy``.
     """
     scene = load_scene(scene)
     ctrl = np.asarray(ctrl, dtype=np.float64)
     if ctrl.ndim != 3 or ctrl.shape[2] != scene.nu:
         raise EffectsError(f"ctrl: expected shape (N, T, nu={scene.nu}), found {ctrl.shape}")
-    low, high, centre, half = _ctrl_frame(scene)
-    n, steps, nu = ctrl.shape
-    u0 = np.broadcast_to(centre, (n, nu))
-    lag = min(effects.latency_steps, steps)
-    u = np.concatenate([np.broadcast_to(u0[:, None], (n, lag, nu)), ctrl[:, : steps - lag]], 1)
-    if effects.deadband > 0:
-        u = np.where(np.abs(u) < effects.deadband * half, 0.0, u)
-    if effects.backlash > 0:
-        gap = 0.5 * effects.backlash * half
-        y = np.where(np.abs(u0) < effects.deadband * half, 0.0, u0)
-        out = np.empty_like(u)
-        for t in range(steps):
-            y = np.clip(y, u[:, t] - gap, u[:, t] + gap)
-            out[:, t] = y
-        u = out
-    return np.clip(u, low, high)
+    act = _Actuators.build(scene, effects)
+    state = _actuators_start(act, ctrl.shape[0])
+    applied = np.empty_like(ctrl)
+    for t in range(ctrl.shape[1]):
+        state, applied[:, t] = _actuator_step(act, state, ctrl[:, t])
+    return applied
 
 
 # --------------------------------------------------------------------------------------------
@@ -650,6 +729,121 @@ def _batched(x: Any, shape: tuple[int, ...], n: int, name: str, default: np.ndar
     return x
 
 
+@dataclasses.dataclass(frozen=True, eq=False)
+class _Episode:
+    """One episode of the reality on MuJoCo C: its model (a private copy when effects change
+    the model during the episode), its data, and its state-dependent effects."""
+
+    m: mujoco.MjModel
+    d: mujoco.MjData
+    field: _FrictionField | None
+    dof_forces: _DofForces | None
+    torque_speed: _TorqueSpeed | None
+
+    @staticmethod
+    def start(
+        m_real: mujoco.MjModel,
+        effects: Effects,
+        qpos0: np.ndarray,
+        qvel0: np.ndarray,
+        act0: np.ndarray,
+    ) -> _Episode:
+        """An episode of ``apply_to_model(...)`` model ``m_real`` at ``qpos0 (nq,)``,
+        ``qvel0 (nv,)``, ``act0 (na,)`` and time 0."""
+        loop_effects = (effects.coulomb_friction, effects.drag, effects.torque_speed)
+        mutates_model = any(loop_effects) or effects.friction_field != 0
+        m = copy.deepcopy(m_real) if mutates_model else m_real
+        field = _FrictionField.prepare(m, effects)
+        dof_forces = _DofForces.build(m, effects)
+        torque_speed = _TorqueSpeed.build(m, effects)
+        if torque_speed is not None:
+            m.actuator_forcelimited[:] = True
+        d = mujoco.MjData(m)
+        d.qpos[:], d.qvel[:], d.act[:] = qpos0, qvel0, act0
+        return _Episode(m=m, d=d, field=field, dof_forces=dof_forces, torque_speed=torque_speed)
+
+    def control_step(self, applied: np.ndarray, substeps: int) -> bool:
+        """Holds ``applied (nu,)`` for ``substeps`` physics steps; False if the state went
+        bad (non-finite, or MuJoCo flagged a bad qpos/qvel/qacc and reset it)."""
+        m, d = self.m, self.d
+        if self.field is not None:
+            self.field.apply(m, d)
+        d.ctrl[:] = applied
+        for _ in range(substeps):
+            if self.dof_forces is not None:
+                self.dof_forces.apply(m, d)
+            if self.torque_speed is not None:
+                self.torque_speed.apply(m, d)
+            mujoco.mj_step(m, d)
+        bad = any(d.warning[w].number for w in _BAD_STATE_WARNINGS)
+        return not bad and bool(np.all(np.isfinite(d.qpos)) and np.all(np.isfinite(d.qvel)))
+
+
+def _diverged(scene: Scene, effects: Effects, episode: int, step: int) -> RealityDivergedError:
+    return RealityDivergedError(
+        f"episode {episode} diverged at control step {step} of scene {scene.name!r} "
+        f"with effects {effects.active() or 'none'}"
+    )
+
+
+def _sensor_noise(
+    effects: Effects, seed: int, qpos_shape: tuple[int, ...], qvel_shape: tuple[int, ...]
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Standard normal draws for the recorded qpos and qvel (None when noise is off).
+
+    ``simulate`` and ``run_policy`` draw the same arrays for the same seed and shapes
+    ``(N, T+1, nq)``, ``(N, T+1, nv)``, so an open-loop replay sees identical noise.
+    """
+    if effects.sensor_noise == 0:
+        return None
+    rng = _rng(seed, 2)
+    return rng.standard_normal(qpos_shape), rng.standard_normal(qvel_shape)
+
+
+def _observed(
+    scene: Scene,
+    effects: Effects,
+    qpos: np.ndarray,
+    qvel: np.ndarray,
+    noise: tuple[np.ndarray, np.ndarray] | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The states ``(..., nq)``, ``(..., nv)`` as the sensors report them: plus
+    ``sensor_noise`` times ``noise`` (same shapes), quaternions renormalized."""
+    if noise is None:
+        return qpos, qvel
+    qpos = qpos + effects.sensor_noise * noise[0]
+    qvel = qvel + effects.sensor_noise * noise[1]
+    for sl in _quaternion_slices(scene.mj_model):
+        qpos[..., sl] /= np.linalg.norm(qpos[..., sl], axis=-1, keepdims=True)
+    return qpos, qvel
+
+
+def _metadata(scene: Scene, effects: Effects, seed: int, substeps: int) -> dict[str, Any]:
+    return {
+        "scene": scene.name,
+        "effects": {
+            k: (int(v) if k == "latency_steps" else float(v))
+            for k, v in dataclasses.asdict(effects).items()
+        },
+        "seed": int(seed),
+        "substeps": int(substeps),
+    }
+
+
+def _timing(scene: Scene, rate: float | None, substeps: int) -> tuple[Scene, int, Any]:
+    """``(scene, substeps, timing)`` for a frame ``rate`` in Hz (None: unchanged, timing
+    None); see ``record``."""
+    if rate is None:
+        return scene, substeps, None
+    from hybridsim._src.datasets.timing import choose_timing
+
+    ok = isinstance(rate, int | float) and not isinstance(rate, bool)
+    if not (ok and math.isfinite(rate) and rate > 0):
+        raise EffectsError(f"rate must be a positive number of frames per second, got {rate!r}")
+    timing = choose_timing(1.0 / rate, scene.timestep)
+    return scene.with_timestep(timing.timestep), timing.substeps, timing
+
+
 # --------------------------------------------------------------------------------------------
 # Simulation
 # --------------------------------------------------------------------------------------------
@@ -670,7 +864,8 @@ def simulate(
 
     Every episode starts at ``qpos0``/``qvel0`` (``(nq,)``/``(nv,)`` or per episode;
     default the scene's first keyframe, at rest) with time 0. ``seed`` draws the sensor
-    noise only. ``progress`` receives a line every few seconds.
+    noise only. ``progress`` receives a line every few seconds. ``run_policy`` is the
+    closed-loop twin; replaying ``ctrl`` through it gives the same Recording.
 
     Raises:
       RealityDivergedError: an episode's state became non-finite or MuJoCo flagged a bad
@@ -693,63 +888,174 @@ def simulate(
     applied = applied_controls(scene, effects, ctrl)
 
     m_real = apply_to_model(scene.mj_model, effects)
-    loop_effects = (effects.coulomb_friction, effects.drag, effects.torque_speed)
-    mutates_model = any(loop_effects) or effects.friction_field != 0
     qpos = np.empty((n, steps + 1, scene.nq))
     qvel = np.empty((n, steps + 1, scene.nv))
     last_report = time.perf_counter()
     for i in range(n):
-        m = copy.deepcopy(m_real) if mutates_model else m_real
-        field = _FrictionField.prepare(m, effects)
-        dof_forces = _DofForces.build(m, effects)
-        torque_speed = _TorqueSpeed.build(m, effects)
-        if torque_speed is not None:
-            m.actuator_forcelimited[:] = True
-        d = mujoco.MjData(m)
-        d.qpos[:], d.qvel[:], d.act[:] = qpos0[i], qvel0[i], a_init
-        qpos[i, 0], qvel[i, 0] = d.qpos, d.qvel
+        episode = _Episode.start(m_real, effects, qpos0[i], qvel0[i], a_init)
+        qpos[i, 0], qvel[i, 0] = episode.d.qpos, episode.d.qvel
         for t in range(steps):
-            if field is not None:
-                field.apply(m, d)
-            d.ctrl[:] = applied[i, t]
-            for _ in range(substeps):
-                if dof_forces is not None:
-                    dof_forces.apply(m, d)
-                if torque_speed is not None:
-                    torque_speed.apply(m, d)
-                mujoco.mj_step(m, d)
-            bad = any(d.warning[w].number for w in _BAD_STATE_WARNINGS)
-            if bad or not (np.all(np.isfinite(d.qpos)) and np.all(np.isfinite(d.qvel))):
-                raise RealityDivergedError(
-                    f"episode {i} diverged at control step {t} of scene {scene.name!r} "
-                    f"with effects {effects.active() or 'none'}"
-                )
-            qpos[i, t + 1], qvel[i, t + 1] = d.qpos, d.qvel
+            if not episode.control_step(applied[i, t], substeps):
+                raise _diverged(scene, effects, i, t)
+            qpos[i, t + 1], qvel[i, t + 1] = episode.d.qpos, episode.d.qvel
         if progress is not None and time.perf_counter() - last_report > 5.0:
             last_report = time.perf_counter()
             progress(f"recorded {i + 1}/{n} episodes")
 
-    if effects.sensor_noise > 0:
-        rng = _rng(seed, 2)
-        qpos = qpos + effects.sensor_noise * rng.standard_normal(qpos.shape)
-        qvel = qvel + effects.sensor_noise * rng.standard_normal(qvel.shape)
-        for sl in _quaternion_slices(scene.mj_model):
-            qpos[..., sl] /= np.linalg.norm(qpos[..., sl], axis=-1, keepdims=True)
+    noise = _sensor_noise(effects, seed, qpos.shape, qvel.shape)
+    qpos, qvel = _observed(scene, effects, qpos, qvel, noise)
     return Recording(
         qpos=qpos,
         qvel=qvel,
         ctrl=ctrl.copy(),
         applied_ctrl=applied,
         control_dt=substeps * scene.timestep,
-        metadata={
-            "scene": scene.name,
-            "effects": {
-                k: (int(v) if k == "latency_steps" else float(v))
-                for k, v in dataclasses.asdict(effects).items()
-            },
-            "seed": int(seed),
-            "substeps": int(substeps),
-        },
+        metadata=_metadata(scene, effects, seed, substeps),
+    )
+
+
+def run_policy(
+    scene: Scene | str,
+    effects: Effects,
+    policy: Policy,
+    qpos0: np.ndarray,
+    qvel0: np.ndarray | None = None,
+    steps: int = 100,
+    *,
+    substeps: int = 1,
+    seed: int = 0,
+    rate: float | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> Recording:
+    """Runs ``policy`` closed loop on the reality: N episodes in lockstep for ``steps``
+    control steps, on MuJoCo C.
+
+    Each control step ``t``, for all N episodes at once:
+
+    1. the policy sees ``Observation(qpos, qvel, time, sensordata)`` (NumPy, ``(N, nq)``,
+       ``(N, nv)``, ``(N,)`` s, ``(N, nsensordata)``): qpos and qvel as the sensors report
+       them (with ``sensor_noise``, drawn from ``seed`` exactly as ``simulate`` draws it),
+       time and sensordata from the MuJoCo data (sensordata zeros before the first step);
+    2. ``policy(obs)`` returns the commands ``(N, nu)`` (array-like, finite);
+    3. the commands pass the actuator effects online (latency buffer, deadband, backlash
+       play operator, clip: the same ``_actuator_step`` as ``applied_controls``);
+    4. every episode steps its physics as ``simulate`` does (friction field, Coulomb
+       friction, drag, torque-speed limits, ``substeps`` physics steps).
+
+    So a policy that replays a command array gives ``simulate``'s Recording for that array.
+    Episodes start at ``qpos0 (N, nq)`` and ``qvel0 (N, nv)`` (None: the keyframe's,
+    usually at rest) with the keyframe's activations, at time 0. ``rate`` (Hz) sets the
+    timing as in ``record``; ``substeps`` is then ignored. ``progress`` receives a line
+    every few seconds.
+
+    Returns a Recording: qpos/qvel ``(N, T+1, .)`` as observed (noisy if the noise is on;
+    the last state too), ctrl ``(N, T, nu)`` as commanded, applied_ctrl, sensordata
+    ``(N, T, nsensordata)`` after each control step, status ``(N,)`` int32 zeros.
+
+    Performance: N MuJoCo C data objects stepped from Python, one policy call per control
+    step; meant for N <= 64 episodes and T <= 300 steps (about as fast as ``simulate``).
+
+    Raises:
+      PolicyOutputError: the policy returned something that is not a finite ``(N, nu)``
+        array (names the step, the shape found and the one expected).
+      RealityDivergedError: an episode diverged (names episode, step, effects).
+      EffectsError: bad arguments, or an effect that does not fit the scene.
+      Whatever the policy itself raises, unchanged.
+    """
+    scene = load_scene(scene)
+    _check_effects(effects)
+    _check_counts(steps=steps, substeps=substeps)
+    _check_seed(seed)
+    scene, substeps, timing = _timing(scene, rate, substeps)
+    qpos0 = np.asarray(qpos0, dtype=np.float64)
+    if qpos0.ndim != 2 or qpos0.shape[0] == 0:
+        raise EffectsError(f"qpos0: expected shape (N, nq={scene.nq}), found {qpos0.shape}")
+    n = qpos0.shape[0]
+    _, v_init, a_init = scene.initial_state()
+    qpos0 = _batched(qpos0, (scene.nq,), n, "qpos0", qpos0)
+    qvel0 = _batched(qvel0, (scene.nv,), n, "qvel0", v_init)
+
+    actuators = _Actuators.build(scene, effects)
+    m_real = apply_to_model(scene.mj_model, effects)
+    episodes = [_Episode.start(m_real, effects, qpos0[i], qvel0[i], a_init) for i in range(n)]
+    qpos = np.empty((n, steps + 1, scene.nq))
+    qvel = np.empty((n, steps + 1, scene.nv))
+    ctrl = np.empty((n, steps, scene.nu))
+    applied = np.empty((n, steps, scene.nu))
+    sensordata = np.empty((n, steps, scene.mj_model.nsensordata))
+    noise = _sensor_noise(effects, seed, qpos.shape, qvel.shape)
+
+    state = _actuators_start(actuators, n)
+    qpos[:, 0], qvel[:, 0] = _observe(scene, effects, episodes, noise, 0)
+    last_report = time.perf_counter()
+    for t in range(steps):
+        obs = Observation(
+            qpos=qpos[:, t].copy(),
+            qvel=qvel[:, t].copy(),
+            time=np.array([e.d.time for e in episodes]),
+            sensordata=np.stack([e.d.sensordata for e in episodes]),
+        )
+        ctrl[:, t] = _checked_commands(policy(obs), n, scene.nu, t)
+        state, applied[:, t] = _actuator_step(actuators, state, ctrl[:, t])
+        for i, episode in enumerate(episodes):
+            if not episode.control_step(applied[i, t], substeps):
+                raise _diverged(scene, effects, i, t)
+        sensordata[:, t] = np.stack([e.d.sensordata for e in episodes])
+        qpos[:, t + 1], qvel[:, t + 1] = _observe(scene, effects, episodes, noise, t + 1)
+        if progress is not None and time.perf_counter() - last_report > 5.0:
+            last_report = time.perf_counter()
+            progress(f"closed loop: {t + 1}/{steps} control steps of {n} episodes")
+
+    metadata = _metadata(scene, effects, seed, substeps)
+    metadata["closed_loop"] = True
+    if timing is not None:
+        metadata["rate"] = float(rate)
+    return Recording(
+        qpos=qpos,
+        qvel=qvel,
+        ctrl=ctrl,
+        applied_ctrl=applied,
+        control_dt=substeps * scene.timestep,
+        metadata=metadata,
+        timestep=None if timing is None else timing.timestep,
+        substeps=None if timing is None else timing.substeps,
+        sensordata=sensordata,
+        status=np.zeros(n, np.int32),
+    )
+
+
+def _observe(
+    scene: Scene,
+    effects: Effects,
+    episodes: list[_Episode],
+    noise: tuple[np.ndarray, np.ndarray] | None,
+    t: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The episodes' current states as observed at step ``t``: ``(N, nq)``, ``(N, nv)``
+    with the noise draws of step ``t`` (``noise``: ``(N, T+1, nq)``, ``(N, T+1, nv)``)."""
+    qpos = np.stack([e.d.qpos for e in episodes])
+    qvel = np.stack([e.d.qvel for e in episodes])
+    at_t = None if noise is None else (noise[0][:, t], noise[1][:, t])
+    return _observed(scene, effects, qpos, qvel, at_t)
+
+
+def _checked_commands(u: Any, n: int, nu: int, step: int) -> np.ndarray:
+    """The policy's output as a finite ``(n, nu)`` float64 array, or a PolicyOutputError."""
+    try:
+        arr = np.asarray(u, dtype=np.float64)
+    except (TypeError, ValueError):
+        arr = None
+    if arr is not None and arr.shape == (n, nu) and np.all(np.isfinite(arr)):
+        return arr
+    if arr is None:
+        found = "values that are not numbers"
+    elif arr.shape != (n, nu):
+        found = f"shape {arr.shape}"
+    else:
+        found = "non-finite values"
+    raise PolicyOutputError(
+        f"policy returned a {type(u).__name__} of {found} at control step {step}; "
+        f"expected finite controls of shape (N, nu) = {(n, nu)}"
     )
 
 
@@ -789,14 +1095,7 @@ def record(
     behaviour = Behaviour() if behaviour is None else behaviour
     if not (math.isfinite(initial_noise) and initial_noise >= 0):
         raise EffectsError(f"initial_noise must be >= 0 (m or rad), got {initial_noise!r}")
-    timing = None
-    if rate is not None:
-        from hybridsim._src.datasets.timing import choose_timing
-
-        if not (isinstance(rate, int | float) and math.isfinite(rate) and rate > 0):
-            raise EffectsError(f"rate must be a positive number of frames per second, got {rate!r}")
-        timing = choose_timing(1.0 / rate, scene.timestep)
-        scene, substeps = scene.with_timestep(timing.timestep), timing.substeps
+    scene, substeps, timing = _timing(scene, rate, substeps)
     if min_steps is not None and not (
         isinstance(min_steps, int) and not isinstance(min_steps, bool) and 1 <= min_steps <= steps
     ):
