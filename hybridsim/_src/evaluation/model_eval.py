@@ -171,7 +171,7 @@ def _own_model(scene, episodes, residual, params, horizons, precision, name):
     rmse = tuple(float(np.sqrt(np.mean(sq))) for sq, _ in cols)
     ensemble = residual.config.ensemble
     if ensemble < 2:
-        return rmse, None, "single-member ensemble (fit with ensemble > 1)"
+        return rmse, None, "single-member ensemble; fit with --ensemble 2 or more"
     errors = tuple(np.sqrt(np.mean(sq, axis=1)) for sq, _ in cols)
     spreads = tuple(s for _, s in cols)
     mean_spread = tuple(float(np.mean(s)) for s in spreads)
@@ -296,8 +296,8 @@ def plot_model_report(path: str | Path, report: ModelReport, title: str) -> Path
     ax.legend()
     cal = report.calibration
     if cal is None:
-        bx.text(0.5, 0.5, f"calibration not available:\n{report.calibration_note}",
-                ha="center", va="center", wrap=True, transform=bx.transAxes)  # fmt: skip
+        note = f"calibration not available:\n{report.calibration_note}"
+        bx.text(0.5, 0.5, note, ha="center", va="center", wrap=True, transform=bx.transAxes)
         bx.set_axis_off()
     else:
         for h, s, e, rho in zip(
