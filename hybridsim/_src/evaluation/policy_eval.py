@@ -274,5 +274,7 @@ def _scores(score, traj, n: int) -> np.ndarray:
     if s.shape != (n,):
         raise PolicyError(f"score returned shape {s.shape}; expected ({n},), one per episode")
     if not np.all(np.isfinite(s)):
-        raise PolicyError(f"score returned non-finite values for {np.sum(~np.isfinite(s))} episodes")
+        raise PolicyError(
+            f"score returned non-finite values for {np.sum(~np.isfinite(s))} episodes"
+        )
     return s

@@ -120,7 +120,9 @@ def load_policy_folder(path: str | Path) -> SavedPolicy:
     except json.JSONDecodeError as e:
         raise PolicyError(f"{str(meta_path)!r} is not valid JSON: {e}") from None
     if build.get("format") != FORMAT:
-        raise PolicyError(f"{str(meta_path)!r}: format {build.get('format')!r}, expected {FORMAT!r}")
+        raise PolicyError(
+            f"{str(meta_path)!r}: format {build.get('format')!r}, expected {FORMAT!r}"
+        )
     _check_build(build, str(meta_path))
     source, _, cls_name = build["module"].rpartition(":")
     if source.endswith(".py") and not Path(source).is_absolute():
