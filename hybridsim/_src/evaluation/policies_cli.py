@@ -10,8 +10,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from hybridsim._src.errors import PolicyError
 from hybridsim._src.progress import Progress
 

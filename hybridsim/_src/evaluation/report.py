@@ -171,9 +171,9 @@ def _videos(out: Path, results, scene, control_dt: float, say) -> tuple[dict[str
         return {}, "no videos: the scene has no camera"
     if not todo:
         return {}, None
-    from hybridsim._src.datasets.video import FrameRenderer, check_video_options, encode_mp4
-
     import mujoco
+
+    from hybridsim._src.datasets.video import FrameRenderer, check_video_options, encode_mp4
 
     m = scene.mj_model
     camera = mujoco.mj_id2name(m, mujoco.mjtObj.mjOBJ_CAMERA, 0)
