@@ -171,6 +171,14 @@ def _videos(out: Path, results, scene, control_dt: float, say) -> tuple[dict[str
         return {}, "no videos: the scene has no camera"
     if not todo:
         return {}, None
+    import importlib.util
+
+    missing = [m for m in ("av", "warp") if importlib.util.find_spec(m) is None]
+    if missing:
+        return (
+            {},
+            f"no videos: rendering and encoding need {missing} (pip install 'hybridsim[data]')",
+        )
     import mujoco
 
     from hybridsim._src.datasets.video import FrameRenderer, check_video_options, encode_mp4
