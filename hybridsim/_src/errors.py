@@ -33,3 +33,9 @@ class EnvError(HybridsimError, ValueError):
 
 class ReconstructionError(HybridsimError, ValueError):
     """Captured data (depth images, point clouds) gave no geometry, e.g. no valid pixel."""
+
+
+class PolicyError(HybridsimError, ValueError):
+    """A policy, score or reference could not be loaded or broke its contract (a policy
+    spec that does not import, a score of the wrong shape, a reference naming unknown
+    policies)."""

@@ -1,0 +1,145 @@
+"""Saved policy folders: a Flax NNX module checkpointed with orbax and how to build it.
+
+A folder holds::
+
+    policy.json   {"format": "hybridsim-policy-1",
+                   "module": "pkg.mod:ClassName" or "module.py:ClassName",
+                   "kwargs": {...},                      # JSON constructor arguments
+                   "obs": ["qpos", "qvel"]}             # Observation fields, in order
+    module.py     the class's source, when it was given as FILE.py:ClassName
+    state/        the orbax checkpoint of the module's ``nnx.State``
+
+Loading builds ``ClassName(**kwargs, rngs=nnx.Rngs(0))`` (``rngs`` only when the
+constructor takes it) abstractly, restores the state into it and wraps it as a policy:
+``policy(obs) = module(concat([obs.qpos, obs.qvel, ...], -1)) -> ctrl (B, nu)``, the
+fields listed in ``obs`` concatenated along the last axis (``time (B,)`` as one column).
+The module runs jitted, on NumPy and traced observations alike, so the policy works on
+every backend.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from hybridsim._src.errors import PolicyError
+
+FORMAT = "hybridsim-policy-1"
+OBS_FIELDS = ("qpos", "qvel", "time", "sensordata")
+
+
+def _check_build(build: dict[str, Any], where: str) -> None:
+    if not isinstance(build.get("module"), str) or ":" not in build["module"]:
+        raise PolicyError(f"{where}: 'module' must be 'pkg.mod:ClassName' or 'FILE.py:ClassName'")
+    if not isinstance(build.get("kwargs", {}), dict):
+        raise PolicyError(f"{where}: 'kwargs' must be a JSON object")
+    obs = build.get("obs")
+    if not (isinstance(obs, list) and obs and all(o in OBS_FIELDS for o in obs)):
+        raise PolicyError(f"{where}: 'obs' must be a non-empty list of {list(OBS_FIELDS)}")
+
+
+def _construct(cls: type, kwargs: dict[str, Any]):
+    from flax import nnx
+
+    takes_rngs = "rngs" in inspect.signature(cls.__init__).parameters
+    return cls(**kwargs, rngs=nnx.Rngs(0)) if takes_rngs else cls(**kwargs)
+
+
+def save_policy(path: str | Path, module: Any, build: dict[str, Any]) -> Path:
+    """Writes the NNX ``module`` to the folder ``path`` with ``build`` (``module``,
+    ``kwargs``, ``obs`` as in the module doc), atomically: a temporary folder renamed onto
+    ``path``, which must not exist or be empty. A ``FILE.py:ClassName`` module is copied
+    into the folder so that the folder is self-contained."""
+    import orbax.checkpoint as ocp
+    from flax import nnx
+
+    path = Path(path)
+    _check_build(build, "save_policy")
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        raise PolicyError(f"{str(path)!r} exists and is not an empty folder")
+    build = {"format": FORMAT, "kwargs": {}, **build}
+    source, _, cls_name = build["module"].rpartition(":")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
+    try:
+        if source.endswith(".py"):
+            shutil.copyfile(source, tmp / "module.py")
+            build["module"] = f"module.py:{cls_name}"
+        with ocp.StandardCheckpointer() as ckpt:
+            ckpt.save((tmp / "state").absolute(), nnx.state(module))
+        (tmp / "policy.json").write_text(json.dumps(build, indent=2))
+        if path.exists():
+            path.rmdir()
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    return path
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class SavedPolicy:
+    """A loaded NNX module as ``policy(obs) -> ctrl (B, nu)`` (module doc)."""
+
+    path: str
+    obs: tuple[str, ...]
+    _apply: Any  # jitted (state, x (B, d)) -> (B, nu)
+    _state: Any
+
+    def __call__(self, obs):
+        import jax.numpy as jnp
+
+        parts = []
+        for name in self.obs:
+            x = jnp.asarray(getattr(obs, name))
+            parts.append(x[:, None] if x.ndim == 1 else x)
+        return self._apply(self._state, jnp.concatenate(parts, axis=-1))
+
+
+def load_policy_folder(path: str | Path) -> SavedPolicy:
+    """The policy saved in folder ``path`` by ``save_policy``; PolicyError when the folder
+    is not one, its class does not import, or its checkpoint does not fit the class."""
+    import jax
+    import orbax.checkpoint as ocp
+    from flax import nnx
+
+    from hybridsim._src.evaluation.policy_eval import load_object
+
+    path = Path(path)
+    meta_path = path / "policy.json"
+    if not meta_path.is_file():
+        raise PolicyError(f"policy folder {str(path)!r} has no policy.json")
+    try:
+        build = json.loads(meta_path.read_text())
+    except json.JSONDecodeError as e:
+        raise PolicyError(f"{str(meta_path)!r} is not valid JSON: {e}") from None
+    if build.get("format") != FORMAT:
+        raise PolicyError(
+            f"{str(meta_path)!r}: format {build.get('format')!r}, expected {FORMAT!r}"
+        )
+    _check_build(build, str(meta_path))
+    source, _, cls_name = build["module"].rpartition(":")
+    if source.endswith(".py") and not Path(source).is_absolute():
+        source = str(path / source)
+    cls = load_object(f"{source}:{cls_name}", "policy class")
+    try:
+        abstract = nnx.eval_shape(lambda: _construct(cls, build.get("kwargs", {})))
+        graphdef, abstract_state = nnx.split(abstract)
+        with ocp.StandardCheckpointer() as ckpt:
+            state = ckpt.restore((path / "state").absolute(), abstract_state)
+    except Exception as e:  # orbax and the user's class raise many types
+        raise PolicyError(
+            f"policy folder {str(path)!r} does not load: {type(e).__name__}: {e}".splitlines()[0]
+        ) from None
+
+    @jax.jit
+    def apply(state, x):
+        return nnx.merge(graphdef, state)(x)
+
+    return SavedPolicy(str(path), tuple(build["obs"]), apply, state)
