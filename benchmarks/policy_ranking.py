@@ -56,6 +56,7 @@ def _pd_module():
     path = HERE.parent / "examples" / "eval" / "pd_policies.py"
     spec = importlib.util.spec_from_file_location("pd_policies", path)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while defining
     spec.loader.exec_module(module)
     return module
 
@@ -128,13 +129,16 @@ def main(argv: list[str] | None = None) -> int:
         "reality": evaluation.RealityWorld(scene, effects, substeps=SUBSTEPS),
     }
     policies = {f"PD(kp={kp:g}, kd={kd:g})": PD.PD(kp=kp, kd=kd) for kp, kd in GAINS}
-    qpos0, qvel0 = evaluation.initial_states(
-        scene, args.episodes, args.seed, init_noise=0.05
-    )
+    qpos0, qvel0 = evaluation.initial_states(scene, args.episodes, args.seed, init_noise=0.05)
     results = {}
     for name, world in worlds.items():
         results[name] = evaluation.evaluate_policies(
-            world, policies, tracking_success, steps=args.steps, qpos0=qpos0, qvel0=qvel0,
+            world,
+            policies,
+            tracking_success,
+            steps=args.steps,
+            qpos0=qpos0,
+            qvel0=qvel0,
             seed=args.seed,
         )
         failed = {s: r.error for s, r in results[name].items() if r.error}

@@ -27,7 +27,18 @@ def _run(*args: str, cwd=None) -> subprocess.CompletedProcess:
 
 @pytest.mark.parametrize(
     "command",
-    ["demo", "rollout", "bench", "scenes", "synthetic-reality", "residual", "scene", "reconstruct"],
+    [
+        "demo",
+        "rollout",
+        "bench",
+        "scenes",
+        "synthetic-reality",
+        "residual",
+        "scene",
+        "reconstruct",
+        "data",
+        "eval",
+    ],
 )
 def test_every_command_has_help_with_an_example(command, capsys):
     with pytest.raises(SystemExit) as e:

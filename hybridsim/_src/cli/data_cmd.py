@@ -15,6 +15,9 @@ def add_parser(sub) -> None:
         help="import real robot logs (LeRobot v3, robomimic HDF5) and export LeRobot datasets",
         description="Real robot data in and out of the interchange .npz that 'residual fit' "
         "and 'residual eval' read.",
+        epilog="examples:\n  hybridsim data import my_lerobot_dataset --scene arm2 "
+        "--out train.npz\n  hybridsim data export rollouts.npz --format lerobot "
+        "--out my_export --camera main",
     )
     ds = p.add_subparsers(dest="data_command", required=True)
     import_cli.add_parser(ds)

@@ -15,6 +15,11 @@ def add_parser(sub) -> None:
         description="The world model as evaluator: 'policies' runs policies closed loop in "
         "physics or the hybrid and ranks them against a reference; 'model' reports the "
         "model's open-loop error against horizon.",
+        epilog="examples:\n  hybridsim eval policies --scene arm2 --residual runs/arm2 "
+        "--policy examples/eval/pd_policies.py:pd_kp4 --policy "
+        "examples/eval/pd_policies.py:pd_kp16 --score examples/eval/pd_policies.py:tracking_score "
+        "--steps 100 --json\n  hybridsim eval model --scene arm2 --residual runs/arm2 "
+        "--data test.npz --json",
     )
     es = p.add_subparsers(dest="eval_command", required=True)
     policies_cli.add_parser(es)

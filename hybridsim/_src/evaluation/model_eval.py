@@ -222,23 +222,12 @@ def window_errors(
 
 
 def spearman(a: np.ndarray, b: np.ndarray) -> float:
-    """Spearman rank correlation of two (W,) samples (average ranks for ties); NaN when
-    W < 3 or either sample is constant."""
+    """Spearman rank correlation of two (W,) samples (``ranking.spearman``: average ranks
+    for ties); NaN when W < 3 or either sample is constant."""
+    from hybridsim._src.evaluation import ranking
+
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    if len(a) < 3 or np.ptp(a) == 0 or np.ptp(b) == 0:
-        return float("nan")
-    ra, rb = _ranks(a), _ranks(b)
-    return float(np.corrcoef(ra, rb)[0, 1])
-
-
-def _ranks(x: np.ndarray) -> np.ndarray:
-    """Ranks 0..W-1 of x (W,), tied values sharing their average rank."""
-    order = np.argsort(x, kind="stable")
-    ranks = np.empty(len(x))
-    ranks[order] = np.arange(len(x))
-    _, inverse, counts = np.unique(x, return_inverse=True, return_counts=True)
-    sums = np.bincount(inverse, weights=ranks)
-    return sums[inverse] / counts[inverse]
+    return float("nan") if len(a) < 3 else ranking.spearman(a, b)
 
 
 def _check_inputs(episodes, fitted: Fitted, neural: Fitted | None, horizons) -> None:

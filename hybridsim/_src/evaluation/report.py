@@ -181,7 +181,8 @@ def _videos(out: Path, results, scene, control_dt: float, say) -> tuple[dict[str
         )
     import mujoco
 
-    from hybridsim._src.datasets.video import FrameRenderer, check_video_options, encode_mp4
+    from hybridsim._src.datasets.video import check_video_options, encode_mp4
+    from hybridsim._src.render import FrameRenderer
 
     m = scene.mj_model
     camera = mujoco.mj_id2name(m, mujoco.mjtObj.mjOBJ_CAMERA, 0)
