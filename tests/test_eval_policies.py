@@ -339,3 +339,23 @@ def test_cli_task_scores_the_task_return_and_success(capsys):
     assert p["success_rate"] in (0.0, 0.5, 1.0)
     rc, _, err = _cli(capsys, *args, "--init-noise", "0.1", "--policy", f"{PD}:pd_kp4")
     assert rc == 2 and "draws its own initial states" in err
+
+
+def test_a_synthetic_reality_run_is_a_reference_for_another_world(tmp_path, capsys):
+    """--reality runs the policies in a synthetic reality; its --json output ranks
+    another world's run as --reference."""
+    pd = "examples/eval/pd_policies.py"
+    common = ["--scene", "arm2", "--substeps", "2", "--steps", "40", "--episodes", "3"]
+    common += ["--policy", f"{pd}:pd_kp2", "--policy", f"{pd}:pd_kp16", "--policy", f"{pd}:pd_kp64"]
+    common += ["--score", f"{pd}:tracking_score", "--json", "--quiet"]
+    assert main(["eval", "policies", *common, "--reality", "default,latency=3"]) == 0
+    real = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert real["world"]["name"] == "reality"
+    ref = tmp_path / "real.json"
+    ref.write_text(json.dumps(real))
+    assert main(["eval", "policies", *common, "--reference", str(ref)]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["world"]["name"] == "physics"
+    assert set(out["ranking"]) >= {"pearson", "spearman", "kendall", "mmrv", "top1_regret"}
+    assert out["reference"] == {k: v["mean"] for k, v in real["policies"].items()}
+    assert out["policies"] != real["policies"]  # the latency changes the scores

@@ -42,6 +42,8 @@ def _world(args: argparse.Namespace):
     if args.task:
         if args.init or args.init_noise:
             raise PolicyError("--task draws its own initial states: drop --init/--init-noise")
+        if args.reality:
+            raise PolicyError("--task runs the task's own environment: drop --reality")
         overrides = {}
         if args.residual:
             overrides["residual_dir"] = args.residual
@@ -57,6 +59,14 @@ def _world(args: argparse.Namespace):
     if not args.scene:
         raise PolicyError("give --scene SCENE (or --task NAME)")
     scene = hs.load_scene(args.scene)
+    if args.reality:
+        from hybridsim._src import synthetic_reality
+        from hybridsim._src.evaluation.reality_world import RealityWorld
+
+        if args.residual:
+            raise PolicyError("--reality and --residual are two worlds: give one")
+        effects = synthetic_reality.parse_effects(args.reality)
+        return RealityWorld(scene, effects, substeps=args.substeps or 1), scene
     if args.residual:
         from hybridsim._src.residual.fit import load_fitted
 
@@ -199,6 +209,13 @@ def add_parser(sub) -> None:
     group.add_argument("--residual", help="folder of 'hybridsim residual fit': the hybrid model")
     group.add_argument(
         "--substeps", type=int, help="physics steps per control step of nominal physics (1)"
+    )
+    p.add_argument(
+        "--reality",
+        metavar="EFFECTS",
+        help="run in a synthetic reality instead: the scene plus these effects (as "
+        "'synthetic-reality record --effects', e.g. 'default,latency=3'), at --substeps; "
+        "its --json output can serve as another run's --reference",
     )
     p.add_argument(
         "--policy",
