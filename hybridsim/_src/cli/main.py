@@ -330,6 +330,7 @@ def build_parser() -> argparse.ArgumentParser:
         data_cmd,
         envs_cmd,
         eval_cmd,
+        policy_cmd,
         reconstruct_cmd,
         residual_cmd,
         scene_cmd,
@@ -343,6 +344,7 @@ def build_parser() -> argparse.ArgumentParser:
     envs_cmd.add_parser(sub)
     data_cmd.add_parser(sub)
     eval_cmd.add_parser(sub)
+    policy_cmd.add_parser(sub)
 
     p = sub.add_parser(
         "scenes",

@@ -1,0 +1,1 @@
+"""Policy learning and planning through the world model: APG, SHAC, PPO, MPC."""
