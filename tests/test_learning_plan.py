@@ -29,8 +29,13 @@ def baselines(reach):
     }
 
 
-def test_mppi_beats_zero_and_random_actions(reach, baselines):
-    result = mpc.run_mpc(reach, reach, MPPI, EPISODES, STEPS, seed=0)
+@pytest.fixture(scope="module")
+def mppi_result(reach):
+    return mpc.run_mpc(reach, reach, MPPI, EPISODES, STEPS, seed=0)
+
+
+def test_mppi_beats_zero_and_random_actions(mppi_result, baselines):
+    result = mppi_result
     assert result.returns.shape == (EPISODES,) and np.all(np.isfinite(result.returns))
     assert result.mean_return == pytest.approx(result.returns.mean())
     # Same seed, same targets: MPPI must close a good part of the distance (reward = -m).
@@ -40,6 +45,7 @@ def test_mppi_beats_zero_and_random_actions(reach, baselines):
     assert 0.0 <= result.success_rate <= 1.0
 
 
+@pytest.mark.slow
 def test_grad_mpc_runs_finite_and_beats_zero(reach, baselines):
     model = envs.make("Reach", differentiable=True)
     planner = mpc.GradPlanner(horizon=8, iters=3)
@@ -78,28 +84,25 @@ def test_planners_and_envs_refuse_bad_input(reach):
         mpc.run_mpc(reach, reach, MPPI, 0, 3)
 
 
-def test_plan_on_zero_residual_hybrid_equals_nominal(tmp_path, reach):
-    """The model's residual history is carried: a zero residual plans like physics."""
+def test_plan_cli_on_zero_residual_hybrid_json_last_line(tmp_path, capsys, reach, mppi_result):
+    """--residual plans on the hybrid, whose residual history MPC carries; a zero
+    residual plans exactly like physics."""
+    from hybridsim._src.residual.fit import FitConfig, Fitted, save_fitted
     from hybridsim.residual import ResidualConfig, init_residual
 
-    hybrid = envs.make("Reach")
-    hybrid.set_residual(init_residual(reach.scene, ResidualConfig(history=2), reach.control_dt))
-    small = mpc.MPPIPlanner(horizon=3, samples=8)
-    nominal = mpc.run_mpc(reach, reach, small, 2, 5, seed=1)
-    planned = mpc.run_mpc(hybrid, reach, small, 2, 5, seed=1)
-    np.testing.assert_allclose(planned.returns, nominal.returns, rtol=1e-5)
-
-
-def test_plan_cli_json_last_line(capsys):
+    config = ResidualConfig(kind="force", history=2, hidden=(16,))
+    res = init_residual(reach.scene, config, reach.control_dt)  # last layer zero
+    save_fitted(tmp_path, reach.scene, Fitted(res, {}, []), FitConfig(residual=config), 0.02)
     argv = ["plan", "--task", "hybridsim/Reach-v0", "--algo", "mppi", "--horizon", "8"]
     argv += ["--samples", "32", "--episodes", str(EPISODES), "--steps", str(STEPS), "--json"]
-    assert main([*argv, "--quiet"]) == 0
+    assert main([*argv, "--residual", str(tmp_path), "--quiet"]) == 0
     out = capsys.readouterr().out.strip().splitlines()
     doc = json.loads(out[-1])
-    assert doc["task"] == "Reach" and doc["algo"] == "mppi" and doc["model"] == "nominal"
+    assert doc["task"] == "Reach" and doc["algo"] == "mppi" and doc["model"] == "hybrid"
     assert len(doc["returns"]) == EPISODES and doc["steps"] == STEPS
+    np.testing.assert_allclose(doc["returns"], mppi_result.returns, rtol=1e-4)
     assert doc["mean_return"] == pytest.approx(np.mean(doc["returns"]))
-    assert 0.0 <= doc["success_rate"] <= 1.0
+    assert doc["success_rate"] == mppi_result.success_rate
     assert doc["planner"] == {
         "kind": "MPPIPlanner",
         "horizon": 8,
