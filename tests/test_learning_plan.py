@@ -127,3 +127,13 @@ def test_plan_cli_bad_input_is_one_line_exit_2(capsys, args, message):
     assert main(["plan", *args, "--quiet"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("hybridsim plan: error:") and message in err[0]
+
+
+def test_plan_help_has_an_example(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["plan", "--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    assert "example" in out and "hybridsim plan --task hybridsim/Reach-v0" in out
+    for option in ("--algo", "--horizon", "--residual", "--episodes", "--samples", "--iters"):
+        assert option in out
