@@ -250,7 +250,7 @@ def _check_envs(plan_env: Env, act_env: Env, planner: Planner) -> None:
         )
 
 
-def _episodes(plan_env: Env, act_env: Env, planner: Planner, steps: int):
+def _episodes(plan_env: Env, act_env: Env, planner: Planner):
     """The jittable ``(reset_keys (N,), plan_keys (steps, N)) -> (final _Carry (N,))``."""
     from hybridsim._src.residual.model import push_history
 
@@ -321,8 +321,8 @@ def run_mpc(
     reset_keys = jax.random.split(root, episodes)
     plan_keys = jax.random.split(jax.random.fold_in(root, 1), (steps, episodes))
     t0 = time.perf_counter()
-    compiled = jax.jit(_episodes(plan_env, act_env, planner, steps)).lower(reset_keys, plan_keys)
-    compiled = compiled.compile()
+    lowered = jax.jit(_episodes(plan_env, act_env, planner)).lower(reset_keys, plan_keys)
+    compiled = lowered.compile()
     t1 = time.perf_counter()
     final = jax.block_until_ready(compiled(reset_keys, plan_keys))
     wall = time.perf_counter() - t1
