@@ -49,7 +49,7 @@ class SB3VecEnv(VecEnv):
         obs, _ = self.venv.reset(seed=seeds)
         self._reset_seeds()
         self._reset_options()
-        return obs
+        return np.array(obs)  # writable: SB3 edits its buffers in place
 
     def step_async(self, actions: np.ndarray) -> None:
         self._actions = np.asarray(actions, np.float32).reshape(self.venv.action_space.shape)
@@ -64,7 +64,8 @@ class SB3VecEnv(VecEnv):
         for i in np.flatnonzero(dones):
             infos[i]["terminal_observation"] = info["final_obs"][i]
             infos[i]["TimeLimit.truncated"] = bool(truncated[i] and not terminated[i])
-        return obs, reward, dones, infos
+        # Writable copies: SB3 edits rewards in place (bootstrapping on timeouts).
+        return np.array(obs), np.array(reward), dones, infos
 
     @staticmethod
     def _world_info(info: dict[str, Any], i: int) -> dict[str, Any]:

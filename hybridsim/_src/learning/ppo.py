@@ -97,7 +97,7 @@ class BraxPPOPolicy(nnx.Module):
         )
 
     def __call__(self, obs: jax.Array) -> jax.Array:
-        x = (jnp.asarray(obs, jnp.float32) - self.obs_mean.value) / self.obs_std.value
+        x = (jnp.asarray(obs, jnp.float32) - self.obs_mean[...]) / self.obs_std[...]
         for layer in self.layers[:-1]:
             x = jax.nn.swish(layer(x))
         return jnp.tanh(self.layers[-1](x))
@@ -114,8 +114,8 @@ def policy_from_brax(
     """
     normalizer, policy, _ = params
     module = BraxPPOPolicy(in_dim, out_dim, hidden, rngs=nnx.Rngs(0))
-    module.obs_mean.value = jnp.asarray(normalizer.mean, jnp.float32)
-    module.obs_std.value = jnp.asarray(normalizer.std, jnp.float32)
+    module.obs_mean[...] = jnp.asarray(normalizer.mean, jnp.float32)
+    module.obs_std[...] = jnp.asarray(normalizer.std, jnp.float32)
     dense = policy["params"]
     if len(dense) != len(module.layers):
         raise PolicyError(
@@ -126,8 +126,8 @@ def policy_from_brax(
         bias = jnp.asarray(dense[f"hidden_{i}"]["bias"], jnp.float32)
         if i == len(module.layers) - 1:
             kernel, bias = kernel[:, :out_dim], bias[:out_dim]
-        layer.kernel.value = kernel
-        layer.bias.value = bias
+        layer.kernel[...] = kernel
+        layer.bias[...] = bias
     return module
 
 
