@@ -202,9 +202,7 @@ def test_vector_info_has_metrics_and_is_success():
 
 
 def test_sb3_vec_env_protocol():
-    from hybridsim._src.envs.sb3 import SB3VecEnv
-
-    venv = SB3VecEnv("Reach", num_envs=4, episode_length=EPISODE)
+    venv = hybridsim.envs.sb3_vec_env("Reach", num_envs=4, episode_length=EPISODE)
     assert venv.observation_space.shape == (12,) and venv.action_space.shape == (2,)
     venv.seed(5)
     obs = venv.reset()

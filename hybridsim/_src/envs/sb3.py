@@ -8,9 +8,9 @@ the ended episode's last observation in ``infos[i]["terminal_observation"]`` and
 ``is_success`` in every ``infos[i]``::
 
     from stable_baselines3 import PPO
-    from hybridsim.envs import SB3VecEnv
+    from hybridsim import envs
 
-    venv = SB3VecEnv("Reach", num_envs=64)
+    venv = envs.sb3_vec_env("Reach", num_envs=64)   # an SB3VecEnv
     PPO("MlpPolicy", venv).learn(100_000)
 
 Needs ``stable-baselines3``; import this module lazily.
