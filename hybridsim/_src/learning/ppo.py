@@ -201,10 +201,13 @@ def _check_out(out: Path) -> None:
         )
 
 
-def train(config: TrainConfig, progress: Progress | None = None, ppo: PPOConfig | None = None):
-    """Trains a task policy with Brax's PPO for ``config.env_steps`` env steps (rounded
-    down to whole iterations per evaluation by Brax) and writes ``config.out`` (module
-    doc). ``progress(point)`` is called at each evaluation. Returns a ``TrainResult``."""
+def train(
+    config: TrainConfig, progress: Progress | None = None, ppo: PPOConfig | None = None
+) -> TrainResult:
+    """Trains a task policy with Brax's PPO for ``config.env_steps`` env steps (Brax
+    rounds up to whole iterations per evaluation) and writes ``config.out`` (module doc).
+    ``progress(point)`` is called at each evaluation; ``ppo``: hyperparameters
+    (``PPOConfig()``)."""
     from tensorboardX import SummaryWriter
 
     from hybridsim._src.envs.gym_adapter import gym_id
