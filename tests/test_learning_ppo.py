@@ -239,3 +239,29 @@ def test_sb3_ppo_learns_on_the_vec_env():
     assert model.num_timesteps >= 64
     # Episodes ended through the adapter's dones and is_success reached SB3's bookkeeping.
     assert len(model.ep_info_buffer) > 0 and len(model.ep_success_buffer) > 0
+
+
+def test_brax_adapter_on_the_hybrid_reports_final_success():
+    """The adapter under Brax's training wrappers, on a hybrid env (a residual with a
+    constant force): final_success is 0 until the episode's last step, then its success
+    (every step succeeds here: a 10 m success radius)."""
+    from brax.envs import training
+
+    from hybridsim.learning import brax_env
+    from hybridsim.residual import ResidualConfig, init_residual
+
+    env = hybridsim.envs.make("Reach", episode_length=EPISODE, success_radius=10.0)
+    res = init_residual(env.scene, ResidualConfig(kind="force", history=2, hidden=(4,)), 0.02)
+    env.set_residual(res)
+    wrapped = training.wrap(brax_env(env), episode_length=EPISODE)
+    state = jax.jit(wrapped.reset)(jax.random.split(jax.random.PRNGKey(0), 2))
+    assert state.pipeline_state.physics.history.shape == (2, 2, 6)
+    step = jax.jit(wrapped.step)
+    for t in range(EPISODE):
+        state = step(state, np.full((2, 2), 0.3, np.float32))
+        final = np.asarray(state.metrics["final_success"])
+        if t < EPISODE - 1:
+            np.testing.assert_array_equal(final, 0.0)
+    np.testing.assert_array_equal(np.asarray(state.metrics["success"]), 1.0)
+    np.testing.assert_array_equal(final, 1.0)
+    np.testing.assert_array_equal(np.asarray(state.info["truncation"]), 1.0)
