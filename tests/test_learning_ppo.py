@@ -52,19 +52,29 @@ def trained(tmp_path_factory):
         captured["brax"] = original(*args, **kwargs)
         return captured["brax"]
 
-    points = []
+    lines = _Lines()
     mp = pytest.MonkeyPatch()
     mp.setattr(ppo, "run_brax_ppo", spy)
     try:
         config = TrainConfig(task=TASK, algo="ppo", out=out, env_steps=320, seed=0)
-        result = ppo.train(config, progress=points.append, ppo=TINY)
+        result = ppo.train(config, progress=lines, ppo=TINY)
     finally:
         mp.undo()
-    return config, result, captured["brax"], points
+    return config, result, captured["brax"], lines.said
+
+
+class _Lines:
+    """A ``Progress`` that keeps its lines."""
+
+    def __init__(self):
+        self.said: list[str] = []
+
+    def say(self, message: str) -> None:
+        self.said.append(message)
 
 
 def test_ppo_writes_policy_curve_and_tensorboard(trained):
-    config, result, _, points = trained
+    config, result, _, lines = trained
     out = Path(config.out)
     assert result.policy_dir == out / "policy" and (out / "policy" / "policy.json").is_file()
     meta = json.loads((out / "policy" / "policy.json").read_text())
@@ -72,13 +82,15 @@ def test_ppo_writes_policy_curve_and_tensorboard(trained):
     assert meta["module"] == "hybridsim._src.learning.ppo:BraxPPOPolicy"
     curve = json.loads((out / "curve.json").read_text())
     assert [p["env_steps"] for p in curve] == [0, 160, 320]
-    assert len(points) == 3 and tuple(points) == result.curve
+    assert lines[0].startswith("ppo on Reach (physics)")
+    assert lines[1:] == [ppo.progress_line(p) for p in result.curve]
+    assert lines[-1].startswith("ppo steps 320  return ")
     for p in result.curve:
         assert np.isfinite(p.mean_return) and 0.0 <= p.success_rate <= 1.0
     assert result.final_return == result.curve[-1].mean_return
     scalars = _tensorboard_scalars(out / "tb")
     assert [step for step, _ in scalars["return"]] == [0, 160, 320]
-    assert [v for _, v in scalars["return"]] == pytest.approx([p.mean_return for p in points])
+    assert [v for _, v in scalars["return"]] == pytest.approx([p["mean_return"] for p in curve])
     assert len(scalars["success_rate"]) == 3
 
 

@@ -29,8 +29,7 @@ from flax import nnx
 
 from hybridsim._src.errors import EnvError, PolicyError
 from hybridsim._src.learning.common import CurvePoint, TrainConfig, TrainResult
-
-Progress = Callable[[CurvePoint], None]
+from hybridsim._src.progress import Progress
 
 
 @dataclasses.dataclass(frozen=True)
@@ -191,6 +190,14 @@ def curve_point(env_steps: int, wall_s: float, metrics: dict) -> CurvePoint:
     )
 
 
+def progress_line(point: CurvePoint) -> str:
+    """``ppo steps 163,840  return -41.20  success 0.31`` (the APG/SHAC line format)."""
+    line = f"ppo steps {point.env_steps:,}  return {point.mean_return:.2f}"
+    if point.success_rate is not None:
+        line += f"  success {point.success_rate:.2f}"
+    return line
+
+
 def _check_out(out: Path) -> None:
     """Refuses an ``out`` that holds a finished run (a policy); an interrupted run (no
     policy yet) restarts."""
@@ -206,8 +213,8 @@ def train(
 ) -> TrainResult:
     """Trains a task policy with Brax's PPO for ``config.env_steps`` env steps (Brax
     rounds up to whole iterations per evaluation) and writes ``config.out`` (module doc).
-    ``progress(point)`` is called at each evaluation; ``ppo``: hyperparameters
-    (``PPOConfig()``)."""
+    ``progress`` prints a line at the start and at each evaluation (``progress_line``);
+    ``ppo``: hyperparameters (``PPOConfig()``)."""
     from tensorboardX import SummaryWriter
 
     from hybridsim._src.envs.gym_adapter import gym_id
@@ -219,10 +226,16 @@ def train(
     if config.algo != "ppo":
         raise EnvError(f"ppo.train got a config for algo {config.algo!r}")
     ppo = PPOConfig() if ppo is None else ppo
+    progress = progress or Progress(enabled=False)
     out = Path(config.out)
     _check_out(out)
     name = _task_name(config.task)
     env = make(name, residual_dir=config.residual_dir) if config.residual_dir else make(name)
+    world = "hybrid" if config.residual_dir else "physics"
+    progress.say(
+        f"ppo on {name} ({world}): {config.env_steps:,} env steps, {ppo.num_envs} envs; "
+        "Brax compiles its programs first"
+    )
     curve: list[CurvePoint] = []
     writer = SummaryWriter(str(out / "tb"))
 
@@ -233,8 +246,7 @@ def train(
         if point.success_rate is not None:
             writer.add_scalar("success_rate", point.success_rate, point.env_steps)
         writer.flush()
-        if progress is not None:
-            progress(point)
+        progress.say(progress_line(point))
 
     t0 = time.perf_counter()
     try:
