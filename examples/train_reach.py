@@ -1,10 +1,13 @@
 """Train hybridsim's Reach task with Brax's PPO trainer through the functional API.
 
 hybridsim's envs are pure ``reset(key)``/``step(state, action)`` functions, so Brax's PPO
-(``brax.training.agents.ppo.train``) runs them as they are: ``BraxEnv`` below only renames
-fields (our typed ``EnvState`` rides along as Brax's ``pipeline_state``; Brax's own
-wrappers add the episode limit, auto-reset and vmap). Everything (rollouts, GAE, SGD) is
-one jitted JAX program per training epoch.
+(``brax.training.agents.ppo.train``) runs them as they are: the library's
+``hybridsim.learning.brax_env`` only renames fields (our typed ``EnvState`` rides along as
+Brax's ``pipeline_state``; Brax's own wrappers add the episode limit, auto-reset and vmap),
+and ``hybridsim.learning.ensure_brax_compat`` gives JAX 0.10 the function Brax 0.14.2
+calls. Everything (rollouts, GAE, SGD) is one jitted JAX program per training epoch.
+``hybridsim policy train --algo ppo`` (``hybridsim.learning.train_ppo``) does the same and
+saves the policy; this script shows the Brax calls themselves.
 
 After training, the deterministic policy runs ``--eval-episodes`` fresh episodes (new
 random targets, ``episode_length`` control steps each) and the script prints the success
@@ -22,69 +25,13 @@ Needs ``brax`` (``pip install brax``; it is in hybridsim's ``rl`` extra).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-
-def _jax_compat() -> None:
-    """Brax 0.14.2's trainers call ``jax.device_put_replicated``, which JAX 0.10 removed.
-    Its replacement for the one-device-per-host case Brax uses here: stack the value once
-    per device (``jax.pmap`` shards a leading device axis)."""
-    import jax
-    import jax.numpy as jnp
-
-    try:
-        jax.device_put_replicated  # noqa: B018 - probing a removed attribute
-    except AttributeError:
-
-        def device_put_replicated(x: Any, devices: list) -> Any:
-            return jax.tree.map(lambda a: jnp.stack([jnp.asarray(a)] * len(devices)), x)
-
-        jax.device_put_replicated = device_put_replicated
-
-
-def brax_env(env: Any) -> Any:
-    """A ``brax.envs.Env`` over a hybridsim functional env (single world, pure)."""
-    import jax
-    import jax.numpy as jnp
-    from brax.envs.base import Env as BraxBase
-    from brax.envs.base import State
-
-    def metrics_of(s: Any) -> dict[str, jax.Array]:
-        return {k: jnp.asarray(v, jnp.float32) for k, v in dataclasses.asdict(s.metrics).items()}
-
-    class BraxEnv(BraxBase):
-        def reset(self, rng):
-            s = env.reset(rng)
-            return State(
-                pipeline_state=s, obs=s.obs, reward=s.reward, done=s.done, metrics=metrics_of(s)
-            )
-
-        def step(self, state, action):
-            s = env.step(state.pipeline_state, action)
-            # Keep what Brax's wrappers put in metrics/info: the scan carry's structure.
-            metrics = {**state.metrics, **metrics_of(s)}
-            return state.replace(
-                pipeline_state=s, obs=s.obs, reward=s.reward, done=s.done, metrics=metrics
-            )
-
-        @property
-        def observation_size(self) -> int:
-            return int(env.observation_size)
-
-        @property
-        def action_size(self) -> int:
-            return int(env.action_size)
-
-        @property
-        def backend(self) -> str:
-            return "mjx"
-
-    return BraxEnv()
+from hybridsim.learning import brax_env, ensure_brax_compat
 
 
 def evaluate(env: Any, policy: Any, episodes: int, seed: int) -> dict[str, float]:
@@ -140,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     from hybridsim import envs
 
     hs.enable_compilation_cache()
-    _jax_compat()
+    ensure_brax_compat()
     env = envs.make("Reach")
     hidden = (16,) if args.quick else (64, 64)
     network_factory = functools.partial(

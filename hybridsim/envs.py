@@ -21,6 +21,7 @@ installed: ``pip install hybridsim[envs]``) as ``hybridsim/<Task>-v0``::
     env = gym.make("hybridsim/Reach-v0", render_mode="rgb_array")
     vec = gym.make_vec("hybridsim/Reach-v0", num_envs=64)   # native, jit(vmap(step))
     par = hybridsim.envs.parallel_env(hybridsim.envs.multi_agent_tasks()[0])  # PettingZoo
+    sb3 = hybridsim.envs.sb3_vec_env("Reach", num_envs=64)   # Stable-Baselines3 VecEnv
 """
 
 from typing import Any as _Any
@@ -74,6 +75,7 @@ __all__ = [
     "parallel_env",
     "register",
     "registered",
+    "sb3_vec_env",
     "single_agent_tasks",
     "wrap_for_training",
 ]
@@ -86,6 +88,16 @@ def parallel_env(task_id: str, **config: _Any):
     from hybridsim._src.envs.pettingzoo_adapter import parallel_env as _parallel_env
 
     return _parallel_env(task_id, **config)
+
+
+def sb3_vec_env(task_id: str, num_envs: int = 1, **config: _Any):
+    """A Stable-Baselines3 ``VecEnv`` of ``num_envs`` worlds of the single-agent task
+    ``task_id`` over the native vector env (one jitted, vmapped call per step; auto-reset
+    with ``terminal_observation``; task metrics and ``is_success`` in each info);
+    ``config``: task config overrides. Needs ``stable-baselines3``."""
+    from hybridsim._src.envs.sb3 import SB3VecEnv
+
+    return SB3VecEnv(task_id, num_envs, **config)
 
 
 def _register_gymnasium() -> None:

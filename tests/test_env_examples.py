@@ -73,7 +73,7 @@ def test_evaluate_reports_success_rate(train_reach):
 
 
 def test_jax_compat_shim_replicates(train_reach):
-    train_reach._jax_compat()
+    train_reach.ensure_brax_compat()
     out = jax.device_put_replicated({"a": jnp.ones(3)}, jax.local_devices()[:1])
     assert out["a"].shape == (1, 3)
 

@@ -9,6 +9,11 @@
   call (``AutoresetMode.SAME_STEP``: a world that ends returns its reset observation and
   its last observation in ``info["final_obs"]``).
 
+Both put the task's metrics (``hybridsim.envs`` task ``metrics``, e.g. Reach's
+``distance`` and ``success``) in the ``info`` of every step, and ``is_success`` when the
+task reports ``success`` (what Stable-Baselines3's ``Monitor``/``EvalCallback`` read).
+Registration sets ``spec.max_episode_steps`` to the task's default ``episode_length``.
+
 The jitted programs live in one ``_Runner`` per (task, config), shared by every adapter
 of that task, so ``gymnasium.make`` twice compiles once. ``GymEnv`` runs the env's own
 ``jit(reset)``/``jit(step)`` and reads the episode limit on the host; ``VectorGymEnv``
@@ -17,6 +22,7 @@ runs ``jit(vmap(step))`` with the auto-reset inside.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -44,8 +50,9 @@ class _Runner:
     A batch (``VectorGymEnv``): ``reset(keys (B, 2) uint32) -> state`` (leading axis B)
     and ``step(state, action (B, action_size) float32, keys (B, 2) uint32) -> (state,
     obs (B, obs) float32, reward (B,) float32, terminated (B,) bool, truncated (B,)
-    bool)``. ``obs`` is the observation the step reached; in the returned state every
-    world that terminated or hit ``episode_length`` has been reset with its key.
+    bool), metrics)``. ``obs`` and ``metrics`` (the task's, (B,) leaves) are those of the
+    step reached; in the returned state every world that terminated or hit
+    ``episode_length`` has been reset with its key.
     """
 
     def __init__(self, env: Any):
@@ -71,7 +78,7 @@ class _Runner:
 
             # Most steps end no episode: skip the batched reset then.
             out = jax.lax.cond(jnp.any(ended), reset_ended, lambda s: s, nxt)
-            return out, nxt.obs, nxt.reward, terminated, truncated
+            return out, nxt.obs, nxt.reward, terminated, truncated, nxt.metrics
 
         self.reset1 = jax.jit(env.reset)
         self.step1 = jax.jit(env.step)
@@ -112,13 +119,20 @@ def _keys(rng: np.random.Generator, n: int) -> np.ndarray:
     return rng.integers(0, 2**32, size=(n, 2), dtype=np.uint32)
 
 
-def jax_to_host(state: Any) -> dict[str, np.ndarray]:
+def jax_to_host(state: Any) -> dict[str, Any]:
     """The fields a Gymnasium step returns, copied to the host in one transfer:
-    obs float32, reward, done, truncation, step_count."""
+    obs float32, reward, done, truncation, step_count and metrics (name -> value)."""
     import jax
 
-    obs, reward, done, trunc, count = jax.device_get(
-        (state.obs, state.reward, state.done, state.truncation, state.step_count)
+    obs, reward, done, trunc, count, metrics = jax.device_get(
+        (
+            state.obs,
+            state.reward,
+            state.done,
+            state.truncation,
+            state.step_count,
+            metric_dict(state.metrics),
+        )
     )
     return {
         "obs": np.asarray(obs, np.float32),
@@ -126,7 +140,37 @@ def jax_to_host(state: Any) -> dict[str, np.ndarray]:
         "done": done,
         "truncation": trunc,
         "step_count": count,
+        "metrics": metrics,
     }
+
+
+def metric_dict(metrics: Any) -> dict[str, Any]:
+    """A task's metrics dataclass as ``{field name: value}`` (values as they are)."""
+    return {f.name: getattr(metrics, f.name) for f in dataclasses.fields(metrics)}
+
+
+def step_info(metrics: dict[str, Any]) -> dict[str, Any]:
+    """The ``info`` of one world's step: each metric as a Python ``float``, plus
+    ``is_success`` (Python ``bool``) when the task reports ``success``."""
+    info: dict[str, Any] = {k: float(v) for k, v in metrics.items()}
+    if "success" in info:
+        info["is_success"] = info["success"] > 0.5
+    return info
+
+
+def vector_step_info(metrics: dict[str, Any], num_envs: int) -> dict[str, Any]:
+    """The ``info`` of a vector step, Gymnasium's vector convention: each metric as a
+    ``(num_envs,)`` float32 array with its mask ``_name`` (all True), plus ``is_success``
+    ``(num_envs,)`` bool when the task reports ``success``."""
+    info: dict[str, Any] = {}
+    every = np.ones(num_envs, bool)
+    for k, v in metrics.items():
+        info[k] = np.asarray(v, np.float32)
+        info[f"_{k}"] = every
+    if "success" in info:
+        info["is_success"] = info["success"] > 0.5
+        info["_is_success"] = every
+    return info
 
 
 def frames(env: Any, state: Any, width: int, height: int) -> np.ndarray:
@@ -185,7 +229,8 @@ class GymEnv(gym.Env):
         truncated = not terminated and (
             bool(host["truncation"] > 0) or int(host["step_count"]) >= self.env.episode_length
         )
-        return host["obs"], float(host["reward"]), terminated, truncated, {}
+        info = step_info(host["metrics"])
+        return host["obs"], float(host["reward"]), terminated, truncated, info
 
     def render(self) -> np.ndarray | None:
         if self.render_mode is None:
@@ -209,6 +254,8 @@ class VectorGymEnv(VectorEnv):
 
     Made by ``gymnasium.make_vec("hybridsim/<Task>-v0", num_envs=B, **config)``.
     ``render()`` returns one ``(height, width, 3)`` uint8 frame per world (a tuple).
+    ``max_episode_steps`` (what ``make_vec`` passes from the spec) sets ``episode_length``
+    unless ``episode_length`` is given: the task config's own field wins.
     """
 
     metadata = {
@@ -230,7 +277,7 @@ class VectorGymEnv(VectorEnv):
             raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
         if int(num_envs) < 1:
             raise ValueError(f"num_envs must be >= 1, got {num_envs}")
-        if max_episode_steps is not None:
+        if max_episode_steps is not None and "episode_length" not in config:
             config = {**config, "episode_length": int(max_episode_steps)}
         self.task_id = task_id
         self._runner = runner_for(task_id, config)
@@ -293,12 +340,12 @@ class VectorGymEnv(VectorEnv):
         if self._state is None:
             raise gym.error.ResetNeeded("call reset() before step()")
         a = _check_action(actions, self.action_space.shape, "actions")
-        self._state, last_obs, reward, term, trunc = self._runner.step(
+        self._state, last_obs, reward, term, trunc, metrics = self._runner.step(
             self._state, a, _keys(self._rng, self.num_envs)
         )
         terminated = np.asarray(term, bool)
         truncated = np.asarray(trunc, bool)
-        info: dict[str, Any] = {}
+        info = vector_step_info(metric_dict(metrics), self.num_envs)
         ended = terminated | truncated
         if ended.any():
             last = np.asarray(last_obs, np.float32)
@@ -326,8 +373,11 @@ def gym_id(task_id: str) -> str:
 
 def register_gym_envs(task_ids: Sequence[str]) -> list[str]:
     """Registers every task as ``hybridsim/<task>-v0`` (entry point ``GymEnv``, vector
-    entry point ``VectorGymEnv``, ``kwargs={"task_id": task}``); ids already registered
-    are left alone. Returns the Gymnasium ids."""
+    entry point ``VectorGymEnv``, ``kwargs={"task_id": task}``, ``max_episode_steps`` the
+    task's default ``episode_length``); ids already registered are left alone. Returns the
+    Gymnasium ids."""
+    from hybridsim._src.envs.registry import default_config
+
     ids = []
     for task in task_ids:
         env_id = gym_id(task)
@@ -337,6 +387,7 @@ def register_gym_envs(task_ids: Sequence[str]) -> list[str]:
                 entry_point=f"{__name__}:GymEnv",
                 vector_entry_point=f"{__name__}:VectorGymEnv",
                 kwargs={"task_id": task},
+                max_episode_steps=int(default_config(task).episode_length),
             )
         ids.append(env_id)
     return ids

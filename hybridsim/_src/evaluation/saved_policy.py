@@ -32,6 +32,8 @@ from hybridsim._src.errors import PolicyError
 
 FORMAT = "hybridsim-policy-1"
 OBS_FIELDS = ("qpos", "qvel", "time", "sensordata")
+TASK_OBS = "task"
+"""``"obs": ["task"]``: a task policy, fed the task env's observation array directly."""
 
 
 def _check_build(build: dict[str, Any], where: str) -> None:
@@ -40,8 +42,12 @@ def _check_build(build: dict[str, Any], where: str) -> None:
     if not isinstance(build.get("kwargs", {}), dict):
         raise PolicyError(f"{where}: 'kwargs' must be a JSON object")
     obs = build.get("obs")
+    if obs == [TASK_OBS]:
+        return
     if not (isinstance(obs, list) and obs and all(o in OBS_FIELDS for o in obs)):
-        raise PolicyError(f"{where}: 'obs' must be a non-empty list of {list(OBS_FIELDS)}")
+        raise PolicyError(
+            f"{where}: 'obs' must be [{TASK_OBS!r}] or a non-empty list of {list(OBS_FIELDS)}"
+        )
 
 
 def _construct(cls: type, kwargs: dict[str, Any]):
@@ -92,9 +98,17 @@ class SavedPolicy:
     _apply: Any  # jitted (state, x (B, d)) -> (B, nu)
     _state: Any
 
+    @property
+    def is_task_policy(self) -> bool:
+        """True for a task policy (``"obs": ["task"]``): ``policy(x)`` takes the task env's
+        observation ``(B, observation_size)`` and returns its action ``(B, action_size)``."""
+        return self.obs == (TASK_OBS,)
+
     def __call__(self, obs):
         import jax.numpy as jnp
 
+        if self.is_task_policy:
+            return self._apply(self._state, jnp.asarray(obs, jnp.float32))
         parts = []
         for name in self.obs:
             x = jnp.asarray(getattr(obs, name))
