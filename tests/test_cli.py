@@ -38,6 +38,8 @@ def _run(*args: str, cwd=None) -> subprocess.CompletedProcess:
         "reconstruct",
         "data",
         "eval",
+        "policy",
+        "plan",
     ],
 )
 def test_every_command_has_help_with_an_example(command, capsys):
