@@ -45,10 +45,10 @@ class APGConfig:
     eval_every: int = 10
     """Iterations between evaluations (the first and last iteration are evaluated too)."""
     eval_episodes: int = 32
-    health_seeds: int = 4
+    health_seeds: int = 3
     """Seeds (batches of ``num_envs`` resets) of the gradient health reported at each
     evaluation (0: not reported)."""
-    health_directions: int = 16
+    health_directions: int = 4
 
 
 def iterations(config: TrainConfig, num_envs: int, window: int) -> int:
