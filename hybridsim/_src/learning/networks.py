@@ -59,10 +59,11 @@ class MLPPolicy(nnx.Module):
 
 class ValueNet(nnx.Module):
     """SHAC's critic: observation ``(B, in_dim)`` -> value ``(B,)`` (expected discounted
-    return, in reward units)."""
+    return, in reward units). Its last layer starts small: an untrained critic adds little
+    to the actor's objective (nor a random slope)."""
 
     def __init__(self, in_dim: int, hidden: Sequence[int] = (64, 64), *, rngs: nnx.Rngs):
-        self.net = MLP(in_dim, 1, hidden, rngs=rngs)
+        self.net = MLP(in_dim, 1, hidden, rngs=rngs, last_scale=0.1)
 
     def __call__(self, obs: jax.Array) -> jax.Array:
         return self.net(jnp.asarray(obs, jnp.float32))[..., 0]

@@ -62,8 +62,8 @@ class SHACConfig:
     """lambda of the critic's TD(lambda) targets."""
     learning_rate: float = 2e-3
     """Actor's Adam learning rate."""
-    critic_learning_rate: float = 2e-3
-    critic_iters: int = 16
+    critic_learning_rate: float = 5e-3
+    critic_iters: int = 32
     max_grad_norm: float = 1.0
     hidden: tuple[int, ...] = (64, 64)
     soft_contact: float = 1.0
