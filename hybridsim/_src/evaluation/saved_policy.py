@@ -5,7 +5,8 @@ A folder holds::
     policy.json   {"format": "hybridsim-policy-1",
                    "module": "pkg.mod:ClassName" or "module.py:ClassName",
                    "kwargs": {...},                      # JSON constructor arguments
-                   "obs": ["qpos", "qvel"]}             # Observation fields, in order
+                   "obs": ["qpos", "qvel"],             # Observation fields, in order
+                   "task": "hybridsim/Reach-v0"}        # only with "obs": ["task"]
     module.py     the class's source, when it was given as FILE.py:ClassName
     state/        the orbax checkpoint of the module's ``nnx.State``
 
@@ -15,6 +16,12 @@ constructor takes it) abstractly, restores the state into it and wraps it as a p
 fields listed in ``obs`` concatenated along the last axis (``time (B,)`` as one column).
 The module runs jitted, on NumPy and traced observations alike, so the policy works on
 every backend.
+
+A *task policy* has ``"obs": ["task"]`` (and usually ``"task"``, the registered task id
+it was trained on): its module maps the task env's observation ``(B, observation_size)``
+float32 to an action ``(B, action_size)`` in [-1, 1]. Loaded, it is called with that
+array directly and ``is_task_policy`` is True; ``TaskWorld`` feeds it the env observation
+and steps the env with its output. APG, SHAC and PPO save their policies this way.
 """
 
 from __future__ import annotations
@@ -33,7 +40,7 @@ from hybridsim._src.errors import PolicyError
 FORMAT = "hybridsim-policy-1"
 OBS_FIELDS = ("qpos", "qvel", "time", "sensordata")
 TASK_OBS = "task"
-"""``"obs": ["task"]``: a task policy, fed the task env's observation array directly."""
+"""The ``obs`` entry of a task policy: the env observation, whole."""
 
 
 def _check_build(build: dict[str, Any], where: str) -> None:
@@ -43,10 +50,13 @@ def _check_build(build: dict[str, Any], where: str) -> None:
         raise PolicyError(f"{where}: 'kwargs' must be a JSON object")
     obs = build.get("obs")
     if obs == [TASK_OBS]:
+        if not isinstance(build.get("task", ""), str):
+            raise PolicyError(f"{where}: 'task' must be a registered task id string")
         return
     if not (isinstance(obs, list) and obs and all(o in OBS_FIELDS for o in obs)):
         raise PolicyError(
-            f"{where}: 'obs' must be [{TASK_OBS!r}] or a non-empty list of {list(OBS_FIELDS)}"
+            f"{where}: 'obs' must be [{TASK_OBS!r}] (a task policy) or a non-empty list of "
+            f"{list(OBS_FIELDS)}"
         )
 
 
@@ -59,9 +69,10 @@ def _construct(cls: type, kwargs: dict[str, Any]):
 
 def save_policy(path: str | Path, module: Any, build: dict[str, Any]) -> Path:
     """Writes the NNX ``module`` to the folder ``path`` with ``build`` (``module``,
-    ``kwargs``, ``obs`` as in the module doc), atomically: a temporary folder renamed onto
-    ``path``, which must not exist or be empty. A ``FILE.py:ClassName`` module is copied
-    into the folder so that the folder is self-contained."""
+    ``kwargs``, ``obs`` and, for a task policy, ``task`` as in the module doc), atomically:
+    a temporary folder renamed onto ``path``, which must not exist or be empty. A
+    ``FILE.py:ClassName`` module is copied into the folder so that the folder is
+    self-contained."""
     import orbax.checkpoint as ocp
     from flax import nnx
 
@@ -91,23 +102,30 @@ def save_policy(path: str | Path, module: Any, build: dict[str, Any]) -> Path:
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class SavedPolicy:
-    """A loaded NNX module as ``policy(obs) -> ctrl (B, nu)`` (module doc)."""
+    """A loaded NNX module as ``policy(obs) -> ctrl (B, nu)``, or for a task policy
+    ``policy(obs (B, observation_size)) -> action (B, action_size)`` (module doc)."""
 
     path: str
     obs: tuple[str, ...]
     _apply: Any  # jitted (state, x (B, d)) -> (B, nu)
     _state: Any
+    task: str | None = None
+    """The registered task id a task policy was trained on (None: not recorded)."""
 
     @property
     def is_task_policy(self) -> bool:
-        """True for a task policy (``"obs": ["task"]``): ``policy(x)`` takes the task env's
-        observation ``(B, observation_size)`` and returns its action ``(B, action_size)``."""
+        """True when the policy takes the task env's observation array (``"obs": ["task"]``)."""
         return self.obs == (TASK_OBS,)
 
     def __call__(self, obs):
         import jax.numpy as jnp
 
         if self.is_task_policy:
+            if hasattr(obs, "qpos"):
+                raise PolicyError(
+                    f"{self.path!r} is a task policy (it reads a task env's observation): run "
+                    "it in a task (TaskWorld, --task)"
+                )
             return self._apply(self._state, jnp.asarray(obs, jnp.float32))
         parts = []
         for name in self.obs:
@@ -156,4 +174,4 @@ def load_policy_folder(path: str | Path) -> SavedPolicy:
     def apply(state, x):
         return nnx.merge(graphdef, state)(x)
 
-    return SavedPolicy(str(path), tuple(build["obs"]), apply, state)
+    return SavedPolicy(str(path), tuple(build["obs"]), apply, state, build.get("task"))

@@ -14,6 +14,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from hybridsim._src.errors import PolicyError
 from hybridsim._src.loader import Scene
 from hybridsim._src.types import Observation, Policy, Trajectory
 
@@ -154,7 +155,10 @@ class TaskWorld:
     policy sees an ``Observation`` of the env's physics state (``qpos``, ``qvel``, ``time``;
     ``sensordata`` is ``(N, 0)``: tasks do not carry sensor values), as NumPy arrays, and
     its controls are mapped linearly from the actuators' control ranges to the task's
-    actions in [-1, 1]. Score episodes with ``task_return``.
+    actions in [-1, 1]. A task policy (``policy.is_task_policy``, e.g. a saved APG/SHAC/PPO
+    policy) instead gets the env's observation ``(N, observation_size)`` and its output is
+    the action ``(N, action_size)``; ``ctrl`` records the controls that action maps to.
+    Score episodes with ``task_return``.
     """
 
     def __init__(self, task: str, **overrides: Any):
@@ -179,7 +183,14 @@ class TaskWorld:
 
         from hybridsim._src.backends.base import policy_controls
 
-        n = len(qpos0)
+        n, nu = len(qpos0), self.env.scene.nu
+        task_policy = bool(getattr(policy, "is_task_policy", False))
+        trained_on = getattr(policy, "task", None)
+        if task_policy and trained_on and _task_name(trained_on) != self.env.name:
+            raise PolicyError(
+                f"the task policy {getattr(policy, 'path', policy)!r} was trained on "
+                f"{trained_on!r}, not on task {self.env.name!r}"
+            )
         state = self._reset(jax.random.split(jax.random.PRNGKey(seed), n))
         qpos, qvel, ctrl, reward = [np.asarray(state.qpos, np.float64)], [], [], []
         qvel.append(np.asarray(state.qvel, np.float64))
@@ -191,8 +202,12 @@ class TaskWorld:
                 time=np.asarray(state.physics.time, np.float64),
                 sensordata=np.zeros((n, 0)),
             )
-            u = np.asarray(policy_controls(n, self.env.scene.nu, policy, obs), np.float64)
-            action = (u - self._mid) / self._half
+            if task_policy:
+                action = np.asarray(policy_controls(n, nu, policy, state.obs), np.float64)
+                u = self._mid + self._half * np.clip(action, -1.0, 1.0)
+            else:
+                u = np.asarray(policy_controls(n, nu, policy, obs), np.float64)
+                action = (u - self._mid) / self._half
             state = self._step(state, action.astype(np.float32))
             reward.append(np.where(done, 0.0, np.asarray(state.reward, np.float64)))
             done |= np.asarray(state.done) > 0
