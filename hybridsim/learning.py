@@ -1,4 +1,7 @@
-"""Policy learning through the world model: Brax's PPO on the tasks, and the Brax glue.
+"""Policy learning and planning through the world model: analytic policy gradients
+(``train_apg``), a short-horizon actor-critic (``train_shac``, unfinished: it does not
+improve yet), Brax's PPO (``train_ppo``), gradient health, trajectory optimisation and
+model-predictive control (``run_mpc`` with ``MPPIPlanner`` or ``GradPlanner``).
 
 ::
 
@@ -19,19 +22,47 @@ The saved policy is a task policy folder (``hybridsim.evaluation.load_policy_fol
 
 from typing import Any as _Any
 
+from hybridsim._src.learning.apg import APGConfig
+from hybridsim._src.learning.apg import train as train_apg
 from hybridsim._src.learning.common import CurvePoint, TrainConfig, TrainResult
+from hybridsim._src.learning.gradients import GradientHealth, gradient_health, optimize_actions
+from hybridsim._src.learning.mpc import (
+    GradPlanner,
+    MPCResult,
+    MPPIPlanner,
+    RandomPlanner,
+    ZeroPlanner,
+    run_mpc,
+)
+from hybridsim._src.learning.networks import MLPPolicy
 from hybridsim._src.learning.ppo import BraxPPOPolicy, PPOConfig
 from hybridsim._src.learning.ppo import train as train_ppo
+from hybridsim._src.learning.shac import SHACConfig
+from hybridsim._src.learning.shac import train as train_shac
 
 __all__ = [
+    "APGConfig",
     "BraxPPOPolicy",
     "CurvePoint",
+    "GradPlanner",
+    "GradientHealth",
+    "MLPPolicy",
+    "MPCResult",
+    "MPPIPlanner",
     "PPOConfig",
+    "RandomPlanner",
+    "SHACConfig",
     "TrainConfig",
     "TrainResult",
+    "ZeroPlanner",
     "brax_env",
     "ensure_brax_compat",
+    "gradient_health",
+    "optimize_actions",
+    "run_mpc",
+    "train_apg",
     "train_ppo",
+    "train_shac",
 ]
 
 

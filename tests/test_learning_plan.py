@@ -53,7 +53,7 @@ def test_grad_mpc_runs_finite_and_beats_zero(reach, baselines):
     assert result.mean_return > baselines["zero"].mean_return
 
 
-def test_optimize_actions_climbs_a_smooth_return():
+def test_ascend_climbs_a_smooth_return():
     import jax.numpy as jnp
 
     target = jnp.asarray([[0.3, -0.5], [0.9, 2.0]])  # 2.0 is outside [-1, 1]
@@ -61,10 +61,10 @@ def test_optimize_actions_climbs_a_smooth_return():
     def ret(a):
         return -jnp.sum((a - target) ** 2)
 
-    a, skipped = mpc.optimize_actions(ret, jnp.zeros((2, 2)), iters=200, learning_rate=0.05)
+    a, skipped = mpc.ascend(ret, jnp.zeros((2, 2)), iters=200, learning_rate=0.05)
     np.testing.assert_allclose(np.asarray(a), [[0.3, -0.5], [0.9, 1.0]], atol=0.02)
     assert int(skipped) == 0
-    _, skipped = mpc.optimize_actions(lambda a: jnp.sum(jnp.sqrt(a - 1)), jnp.zeros((1, 1)), 3, 0.1)
+    _, skipped = mpc.ascend(lambda a: jnp.sum(jnp.sqrt(a - 1)), jnp.zeros((1, 1)), 3, 0.1)
     assert int(skipped) == 3  # sqrt(-1): NaN gradient, every step skipped
 
 

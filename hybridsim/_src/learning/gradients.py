@@ -24,6 +24,7 @@ onto [-1, 1] after every step; batched states optimise one sequence per world.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -148,39 +149,23 @@ def optimize_actions(
 
     ``env``: built with ``differentiable=True`` (``impl="jax"``). ``state``: one env's
     state, or a batch (leading axis B, as ``jax.vmap(env.reset)`` gives). ``iters`` steps of
-    Adam (learning rate ``lr``, in action units) on the summed reward, actions clipped to
-    [-1, 1] after each; ``init``: the starting actions (default zeros), e.g. the previous
-    plan shifted by one step in MPC. Returns ``(horizon, action_size)`` float32, or
+    Adam (learning rate ``lr``, in action units) on the summed reward (``mpc.ascend``:
+    actions clipped to [-1, 1] after each, a step with a non-finite gradient skipped);
+    ``init``: the starting actions (default zeros), e.g. the previous plan shifted by one
+    step in MPC. Returns ``(horizon, action_size)`` float32, or
     ``(B, horizon, action_size)`` for a batch. Pure and traceable: jit it with ``env``,
     ``horizon``, ``iters`` and ``lr`` static, e.g.
     ``jax.jit(functools.partial(optimize_actions, env, horizon=H, iters=I, lr=lr))``.
     """
-    import optax
+    from hybridsim._src.learning.mpc import ascend, sequence_return
 
     batched = state.obs.ndim == 2
     shape = (horizon, env.action_size)
     if init is None:
         init = jnp.zeros((state.obs.shape[0], *shape) if batched else shape, jnp.float32)
-    opt = optax.adam(lr)
-
-    def ret(actions, s):
-        def body(carry, a):
-            s, alive = carry
-            s = env.step(s, a)
-            return (s, alive * (1.0 - s.done)), s.reward * alive
-
-        _, rewards = jax.lax.scan(body, (s, 1.0 - s.done), actions)
-        return jnp.sum(rewards)
 
     def solve(s, a0):
-        def it(carry, _):
-            a, opt_state = carry
-            g = jax.grad(ret)(a, s)
-            upd, opt_state = opt.update(-g, opt_state, a)  # ascend the return
-            return (jnp.clip(a + upd, -1.0, 1.0), opt_state), None
-
-        (a, _), _ = jax.lax.scan(it, (a0, opt.init(a0)), None, length=iters)
-        return a
+        return ascend(functools.partial(sequence_return, env, s), a0, iters, lr)[0]
 
     init = jnp.asarray(init, jnp.float32)
     return jax.vmap(solve)(state, init) if batched else solve(state, init)

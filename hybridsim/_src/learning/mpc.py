@@ -112,7 +112,7 @@ class GradPlanner:
 
     def improve(self, return_fn: ReturnFn, mean: jax.Array, key: jax.Array):
         del key
-        return optimize_actions(return_fn, mean, self.iters, self.learning_rate)
+        return ascend(return_fn, mean, self.iters, self.learning_rate)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -145,15 +145,14 @@ class RandomPlanner:
 Planner = MPPIPlanner | GradPlanner | ZeroPlanner | RandomPlanner
 
 
-def optimize_actions(
+def ascend(
     return_fn: ReturnFn, actions: jax.Array, iters: int, learning_rate: float
 ) -> tuple[jax.Array, jax.Array]:
-    """``iters`` Adam steps maximising ``return_fn(actions)``, projected into [-1, 1].
+    """``iters`` Adam steps maximising ``return_fn(actions)``, projected into [-1, 1]: the
+    trajectory optimiser of gradient MPC and of ``gradients.optimize_actions``.
 
     ``actions (H, A)``; returns the improved ``(H, A)`` and the () int32 number of steps
-    skipped for a non-finite gradient. (A compact trajectory optimiser; the GRADIENTS
-    helper's ``learning.gradients.optimize_actions`` may replace it.)
-    """
+    skipped for a non-finite gradient."""
     import optax
 
     opt = optax.adam(learning_rate)
