@@ -50,6 +50,21 @@ def _frame_fields(params: WorldParams | None, n: int) -> dict[str, np.ndarray]:
     return {k: np.asarray(v, np.float32) for k, v in params.fields.items()}
 
 
+def _rgb_context(m, worlds: int, width: int, height: int, camera_id: int):
+    """MuJoCo Warp's render context for RGB frames of one camera in ``worlds`` worlds."""
+    from mujoco import mjx
+
+    return mjx.create_render_context(
+        mjm=m,
+        nworld=worlds,
+        cam_res=(width, height),
+        render_rgb=True,
+        render_depth=False,
+        use_shadows=False,
+        cam_active=[camera_id],
+    )
+
+
 @dataclasses.dataclass(frozen=True)
 class FrameRenderer:
     """Renders ``(n, nq)`` states to ``(n, height, width, 3)`` uint8 frames, ``batch`` at a
@@ -76,15 +91,7 @@ class FrameRenderer:
 
         quiet_warp()
         m = scene.mj_model
-        ctx = mjx.create_render_context(
-            mjm=m,
-            nworld=batch,
-            cam_res=(width, height),
-            render_rgb=True,
-            render_depth=False,
-            use_shadows=False,
-            cam_active=[camera_id],
-        )
+        ctx = _rgb_context(m, batch, width, height, camera_id)
         mx = mjx.put_model(m, impl="warp")
         mocap = np.asarray(mjx.make_data(m, impl="warp").mocap_pos, np.float32)
 
@@ -164,15 +171,7 @@ def _render_with_fields(scene, qpos, cam_id, width, height, mocap_pos, fields) -
     m, n = scene.mj_model, qpos.shape[0]
     if mocap_pos is None:  # MJX's default: the mocap bodies' model positions
         mocap_pos = np.broadcast_to(mjx.make_data(m, impl="warp").mocap_pos, (n, m.nmocap, 3))
-    ctx = mjx.create_render_context(
-        mjm=m,
-        nworld=n,
-        cam_res=(width, height),
-        render_rgb=True,
-        render_depth=False,
-        use_shadows=False,
-        cam_active=[cam_id],
-    )
+    ctx = _rgb_context(m, n, width, height, cam_id)
     mx = mjx.put_model(m, impl="warp")
 
     def frame_with(f, q, mp):  # per-frame model fields (colours, lights, camera pose, ...)

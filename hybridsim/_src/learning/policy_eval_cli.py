@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import sys
 import time
 from typing import Any
 
@@ -85,13 +84,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from hybridsim._src.evaluation.saved_policy import load_policy_folder
     from hybridsim._src.evaluation.worlds import _task_name
 
-    if args.reality:
-        print(
-            "hybridsim policy eval: --reality is not available yet (a task's reward and "
-            "observation on a synthetic reality's states need the env refactor)",
-            file=sys.stderr,
-        )
-        return 2
+    if args.reality and args.residual:
+        raise PolicyError("--reality and --residual are two worlds: give one")
     if args.episodes < 1:
         raise PolicyError(f"--episodes must be positive, got {args.episodes}")
     hs.enable_compilation_cache()
@@ -103,10 +97,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
         )
     name = _task_name(args.task)
     env = make(name, residual_dir=args.residual) if args.residual else make(name)
+    world = "hybrid" if args.residual else "physics"
+    if args.reality:
+        from hybridsim._src.envs.reality import RealityWrapper
+        from hybridsim._src.synthetic_reality import parse_effects
+
+        env, world = RealityWrapper(env, parse_effects(args.reality)), "reality"
     t0 = time.perf_counter()
     result = evaluate_task_policy(env, policy, args.episodes, args.seed)
     wall = time.perf_counter() - t0
-    world = "hybrid" if args.residual else "physics"
     success = result.success_rate
     print(
         f"{name} ({world}): {args.episodes} episodes of {env.episode_length} steps in "
@@ -147,6 +146,12 @@ def add_parser(sub) -> None:
     p.add_argument("--episodes", type=int, default=32, help="episodes (32)")
     p.add_argument("--residual", help="folder of 'hybridsim residual fit': run in the hybrid")
     p.add_argument("--seed", type=int, default=0, help="seed of the episodes' resets (0)")
-    p.add_argument("--reality", metavar="EFFECTS", help="a synthetic reality (not available yet)")
+    p.add_argument(
+        "--reality",
+        metavar="EFFECTS",
+        help="run in a synthetic reality of the task: effects as 'synthetic-reality record "
+        "--effects' that MJX can express (latency, deadband, backlash, mass_scale, "
+        "damping_scale, coulomb), e.g. 'latency=2,mass_scale=1.3'",
+    )
     p.add_argument("--json", action="store_true", help="print the result as JSON (last line)")
     p.set_defaults(func=cmd_eval)
