@@ -136,3 +136,15 @@ def test_plan_help_has_an_example(capsys):
     assert "example" in out and "hybridsim plan --task hybridsim/Reach-v0" in out
     for option in ("--algo", "--horizon", "--residual", "--episodes", "--samples", "--iters"):
         assert option in out
+
+
+def test_plan_cli_acts_in_a_synthetic_reality(capsys, mppi_result):
+    """--reality: the nominal model plans, the task's synthetic reality (30 ms latency)
+    acts; the same starts and plans give other returns."""
+    argv = ["plan", "--task", "Reach", "--algo", "mppi", "--horizon", "8", "--samples", "32"]
+    argv += ["--episodes", str(EPISODES), "--steps", str(STEPS), "--json", "--quiet"]
+    assert main([*argv, "--reality", "latency=3"]) == 0
+    doc = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert doc["acting"] == "reality" and doc["model"] == "nominal"
+    assert np.all(np.isfinite(doc["returns"]))
+    assert not np.allclose(doc["returns"], mppi_result.returns)

@@ -231,6 +231,15 @@ def _model_history(plan_env: Env, qpos: jax.Array, qvel: jax.Array) -> jax.Array
     return initial_history(plan_env.residual, qpos, qvel).astype(jnp.float32)
 
 
+def _model_view(state: EnvState, history: jax.Array) -> EnvState:
+    """The acting env's state as the planning model sees it: the model's own residual
+    memory, and the task's state without what a reality adds (its actuators' memory)."""
+    from hybridsim._src.envs.reality import RealityTask
+
+    task = state.task.inner if isinstance(state.task, RealityTask) else state.task
+    return state.replace(physics=state.physics.replace(history=history), task=task)
+
+
 def _check_envs(plan_env: Env, act_env: Env, planner: Planner) -> None:
     for role, env in (("planning", plan_env), ("acting", act_env)):
         if env.multi_agent:
@@ -268,12 +277,14 @@ def _episodes(plan_env: Env, act_env: Env, planner: Planner):
 
     def control_step(c: _Carry, key) -> _Carry:
         s = c.state
-        model_state = s.replace(physics=s.physics.replace(history=c.history))
+        model_state = _model_view(s, c.history)
         plan, skipped = planner.improve(
             lambda a: sequence_return(plan_env, model_state, a), c.plan, key
         )
         new = act_env.step(s, plan[0])
-        history = push_history(c.history, s.qpos, s.qvel, new.physics.ctrl)
+        # the model's memory holds what was commanded (as the residual's training data)
+        commanded = jnp.nan_to_num(act_env._action_to_ctrl(plan[0]))
+        history = push_history(c.history, s.qpos, s.qvel, commanded)
         return _Carry(
             state=new,
             plan=jnp.concatenate([plan[1:], plan[-1:]]),

@@ -48,6 +48,11 @@ def _run(args: argparse.Namespace) -> int:
     task = _task_name(args.task)
     with progress.phase(f"making the task {task!r} (acting) and its model (planning)"):
         act_env = make(task)
+        if args.reality:
+            from hybridsim._src.envs.reality import RealityWrapper
+            from hybridsim._src.synthetic_reality import parse_effects
+
+            act_env = RealityWrapper(act_env, parse_effects(args.reality))
         plan_env = make(
             task, residual_dir=args.residual, differentiable=isinstance(planner, mpc.GradPlanner)
         )
@@ -71,6 +76,7 @@ def _run(args: argparse.Namespace) -> int:
             "algo": args.algo,
             "model": "hybrid" if args.residual else "nominal",
             "residual": args.residual,
+            "acting": "reality" if args.reality else "nominal",
             "planner": {"kind": type(planner).__name__, **dataclasses.asdict(planner)},
             "episodes": args.episodes,
             "steps": steps,
@@ -108,6 +114,12 @@ def add_parser(sub) -> None:
     p.add_argument("--horizon", type=int, required=True, help="control steps planned ahead")
     p.add_argument(
         "--residual", help="folder of 'hybridsim residual fit': plan on the hybrid model"
+    )
+    p.add_argument(
+        "--reality",
+        metavar="EFFECTS",
+        help="act in a synthetic reality of the task (effects MJX can express, e.g. "
+        "'latency=2,mass_scale=1.3'); default: act in nominal physics",
     )
     p.add_argument("--episodes", type=int, default=16, help="parallel episodes (16)")
     p.add_argument("--steps", type=int, help="control steps per episode (the task's length)")
