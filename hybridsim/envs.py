@@ -35,6 +35,7 @@ from hybridsim._src.envs.base import (
     PhysicsState,
     ResetSnapshot,
 )
+from hybridsim._src.envs.reality import RealityWrapper
 from hybridsim._src.envs.registry import (
     default_config,
     make,
@@ -55,6 +56,7 @@ from hybridsim._src.envs.wrappers import (
 from hybridsim._src.errors import EnvError
 
 __all__ = [
+    "RealityWrapper",
     "AutoResetWrapper",
     "DomainRandomizationWrapper",
     "Env",

@@ -231,12 +231,15 @@ def _model_history(plan_env: Env, qpos: jax.Array, qvel: jax.Array) -> jax.Array
     return initial_history(plan_env.residual, qpos, qvel).astype(jnp.float32)
 
 
-def _model_view(state: EnvState, history: jax.Array) -> EnvState:
+def _model_view(plan_env: Env, state: EnvState, history: jax.Array) -> EnvState:
     """The acting env's state as the planning model sees it: the model's own residual
-    memory, and the task's state without what a reality adds (its actuators' memory)."""
-    from hybridsim._src.envs.reality import RealityTask
+    memory, and the task's state without what a reality adds (its actuators' memory)
+    unless the model is that reality."""
+    from hybridsim._src.envs.reality import RealityTask, RealityWrapper
 
-    task = state.task.inner if isinstance(state.task, RealityTask) else state.task
+    task = state.task
+    if isinstance(task, RealityTask) and not isinstance(plan_env, RealityWrapper):
+        task = task.inner
     return state.replace(physics=state.physics.replace(history=history), task=task)
 
 
@@ -277,7 +280,7 @@ def _episodes(plan_env: Env, act_env: Env, planner: Planner):
 
     def control_step(c: _Carry, key) -> _Carry:
         s = c.state
-        model_state = _model_view(s, c.history)
+        model_state = _model_view(plan_env, s, c.history)
         plan, skipped = planner.improve(
             lambda a: sequence_return(plan_env, model_state, a), c.plan, key
         )
