@@ -29,7 +29,7 @@ from flax import nnx
 from hybridsim._src.dataclasses import pytree_dataclass
 from hybridsim._src.envs.base import EnvState
 from hybridsim._src.learning import rollouts
-from hybridsim._src.learning.apg import _make_update, _report, iterations
+from hybridsim._src.learning.apg import APGConfig, _make_update, _report, iterations
 from hybridsim._src.learning.common import TrainConfig, TrainResult
 from hybridsim._src.learning.gradients import Objective
 from hybridsim._src.learning.networks import MLPPolicy, ValueNet
@@ -51,27 +51,19 @@ class Window:
 
 
 @dataclasses.dataclass(frozen=True)
-class SHACConfig:
-    """Hyperparameters of SHAC (the run itself: ``TrainConfig``)."""
+class SHACConfig(APGConfig):
+    """Hyperparameters of SHAC (the run itself: ``TrainConfig``): APG's, for the actor
+    (``window`` is h, the control steps the actor gradient flows through before the
+    critic takes over), plus the critic's."""
 
-    num_envs: int = 64
     window: int = 32
-    """h: control steps the actor gradient flows through before the critic takes over."""
+    learning_rate: float = 2e-3
+    """Actor's Adam learning rate."""
     gamma: float = 0.99
     lam: float = 0.95
     """lambda of the critic's TD(lambda) targets."""
-    learning_rate: float = 2e-3
-    """Actor's Adam learning rate."""
     critic_learning_rate: float = 5e-3
     critic_iters: int = 32
-    max_grad_norm: float = 1.0
-    hidden: tuple[int, ...] = (64, 64)
-    soft_contact: float = 1.0
-    episode_length: int | None = None
-    eval_every: int = 10
-    eval_episodes: int = 32
-    health_seeds: int = 3
-    health_directions: int = 4
 
 
 def train(
