@@ -41,11 +41,3 @@ def choose_timing(control_dt: float, scene_timestep: float, rel_tol: float = 1e-
     if abs(k - substeps) <= rel_tol * max(k, 1.0):
         return Timing(float(control_dt), float(scene_timestep), int(substeps))
     return Timing(float(control_dt), float(control_dt) / substeps, int(substeps))
-
-
-def scene_for_data(scene, data: dict) -> object:
-    """The scene as the interchange ``data`` says to step it: with the data's ``timestep``
-    when it has one (``hybridsim._src.io``), else the scene itself."""
-    if "timestep" not in data:
-        return scene
-    return scene.with_timestep(float(data["timestep"]))

@@ -73,10 +73,6 @@ class Episodes:
         """(N, T) bool: the control steps that belong to an episode (not padding)."""
         return np.arange(self.steps)[None, :] < self.length[:, None]
 
-    @property
-    def fully_observed(self) -> bool:
-        return bool(self.qpos_observed.all() and self.qvel_observed.all())
-
     def subset(self, idx: np.ndarray) -> Episodes:
         return dataclasses.replace(
             self,
