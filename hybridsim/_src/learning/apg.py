@@ -97,10 +97,7 @@ def train(
             env_steps = (i + 1) * apg.num_envs * apg.window
             _report(run, "apg", progress, evaluate, objective, params, env_steps, i, apg)
     nnx.update(policy, params)
-    policy_dir = run.save_policy(policy, kwargs, config.task)
-    run.close()
-    curve = run.curve()
-    return TrainResult(policy_dir=policy_dir, curve=curve, final_return=curve[-1].mean_return)
+    return run.finish(policy, kwargs, config.task)
 
 
 def _make_update(opt: optax.GradientTransformation):

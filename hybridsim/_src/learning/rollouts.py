@@ -22,7 +22,7 @@ from flax import nnx
 
 from hybridsim._src.envs.base import Env, EnvState
 from hybridsim._src.errors import EnvError
-from hybridsim._src.learning.common import CurvePoint, TrainConfig
+from hybridsim._src.learning.common import CurvePoint, TrainConfig, TrainResult
 
 
 def task_name(task: str) -> str:
@@ -187,6 +187,14 @@ class RunFolder:
     def close(self) -> None:
         if self._tb is not None:
             self._tb.close()
+
+    def finish(self, module: nnx.Module, kwargs: dict[str, Any], task: str) -> TrainResult:
+        """Saves the trained ``module`` (``save_policy``), closes the logs and returns the
+        run's result."""
+        policy_dir = self.save_policy(module, kwargs, task)
+        self.close()
+        curve = self.curve()
+        return TrainResult(policy_dir=policy_dir, curve=curve, final_return=curve[-1].mean_return)
 
 
 def curve_point(env_steps: int, wall_s: float, mean_return: Any, success: Any) -> CurvePoint:

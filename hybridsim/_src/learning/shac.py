@@ -116,10 +116,7 @@ def train(
             objective = Objective(reset=reset, value_and_grad=_with_final(actor_vg, critic))
             _report(run, "shac", progress, evaluate, objective, params, env_steps, i, shac)
     nnx.update(policy, params)
-    policy_dir = run.save_policy(policy, kwargs, config.task)
-    run.close()
-    curve = run.curve()
-    return TrainResult(policy_dir=policy_dir, curve=curve, final_return=curve[-1].mean_return)
+    return run.finish(policy, kwargs, config.task)
 
 
 def _with_final(actor_vg, critic):
